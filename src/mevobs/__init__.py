@@ -1,0 +1,43 @@
+"""mevobs: OpenTelemetry instrumentation for MEV and DeFi trading bots.
+
+Wrap a bot's swap, liquidity, arbitrage and RPC calls with the decorators or
+context managers below; call :func:`configure` once to export. Without
+``configure()`` (or providers the application installs itself) the wrappers
+record nothing and change nothing.
+"""
+
+from mevobs import semconv
+from mevobs._factories import arbitrage, liquidity, operation, rpc, swap
+from mevobs._logs import JsonFormatter, TextFormatter
+from mevobs._money import wei_to_eth
+from mevobs._operation import Operation, current_operation
+from mevobs._results import ArbitrageResult, LiquidityResult, SwapResult
+from mevobs._settings import Settings
+from mevobs._setup import Telemetry, configure, shutdown
+from mevobs._state import dropped_counts
+from mevobs._version import __version__
+from mevobs._wrap import OperationWrapper
+
+__all__ = [
+    "ArbitrageResult",
+    "JsonFormatter",
+    "LiquidityResult",
+    "Operation",
+    "OperationWrapper",
+    "Settings",
+    "SwapResult",
+    "Telemetry",
+    "TextFormatter",
+    "__version__",
+    "arbitrage",
+    "configure",
+    "current_operation",
+    "dropped_counts",
+    "liquidity",
+    "operation",
+    "rpc",
+    "semconv",
+    "shutdown",
+    "swap",
+    "wei_to_eth",
+]

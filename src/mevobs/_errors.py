@@ -1,0 +1,76 @@
+"""Classification of failed RPC calls into a bounded ``error.type``.
+
+Web3 libraries raise many exception classes whose messages carry the useful
+part; providers signal rate limits as HTTP 429, JSON-RPC -32005 or prose.
+The classifier maps them to :data:`mevobs.semconv.RPC_ERROR_TYPES` and falls
+back to the exception class name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from typing import Any
+
+_RATE_LIMIT_CODES = frozenset({429, -32005, -32029})
+_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "rate_limited",
+        re.compile(
+            r"(too many requests|rate.?limit|exceeded .*(quota|limit|capacity)|"
+            r"compute units? per second|\b429\b|request limit|throttl)",
+            re.IGNORECASE,
+        ),
+    ),
+    ("nonce_too_low", re.compile(r"nonce too low|nonce has already been used", re.IGNORECASE)),
+    (
+        "replacement_underpriced",
+        re.compile(r"replacement (transaction )?underpriced", re.IGNORECASE),
+    ),
+    ("already_known", re.compile(r"already known|known transaction", re.IGNORECASE)),
+    ("insufficient_funds", re.compile(r"insufficient funds", re.IGNORECASE)),
+    ("execution_reverted", re.compile(r"execution reverted|\brevert", re.IGNORECASE)),
+    ("timeout", re.compile(r"timed? ?out|deadline exceeded", re.IGNORECASE)),
+    (
+        "connection",
+        re.compile(r"connection (refused|reset|error|aborted)|cannot connect|unreachable", re.IGNORECASE),
+    ),
+)
+
+
+def _codes(exc: BaseException) -> list[int]:
+    """HTTP status and JSON-RPC codes an exception carries, wherever libraries put them."""
+    found: list[int] = []
+    for attr in ("status", "status_code", "code"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            found.append(value)
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    if isinstance(status, int):
+        found.append(status)
+    for arg in exc.args:
+        if isinstance(arg, dict):
+            code: Any = arg.get("code")
+            if isinstance(code, int):
+                found.append(code)
+            err = arg.get("error")
+            if isinstance(err, dict) and isinstance(err.get("code"), int):
+                found.append(err["code"])
+    return found
+
+
+def classify_rpc_error(exc: BaseException) -> str:
+    """Return the bounded ``error.type`` for a failed RPC call."""
+    if any(code in _RATE_LIMIT_CODES for code in _codes(exc)):
+        return "rate_limited"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, socket.timeout)):
+        return "timeout"
+    if isinstance(exc, ConnectionError):
+        return "connection"
+    text = f"{type(exc).__name__}: {exc}"
+    for name, pattern in _PATTERNS:
+        if pattern.search(text):
+            return name
+    return type(exc).__name__

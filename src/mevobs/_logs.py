@@ -1,0 +1,163 @@
+"""Log records for finished operations, the JSON formatter and the OpenTelemetry logs bridge.
+
+Every finished operation writes one record on the stdlib logger ``mevobs``.
+The record carries the operation's attributes in ``record.mevobs`` and its
+trace and span ids, so any handler can render or forward it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry._logs import LoggerProvider, SeverityNumber
+from opentelemetry.trace import NonRecordingSpan, Span
+
+from mevobs._scrub import scrub_text, scrub_value
+from mevobs._state import STATE
+
+_SEVERITY = {
+    logging.DEBUG: SeverityNumber.DEBUG,
+    logging.INFO: SeverityNumber.INFO,
+    logging.WARNING: SeverityNumber.WARN,
+    logging.ERROR: SeverityNumber.ERROR,
+    logging.CRITICAL: SeverityNumber.FATAL,
+}
+
+
+def emit_operation_log(
+    logger: logging.Logger,
+    level: int,
+    name: str,
+    outcome: str,
+    duration_ns: int,
+    attributes: dict[str, Any],
+    span: Span | None,
+    exc: BaseException | None,
+) -> None:
+    """Write the one record a finished operation leaves in the logs."""
+    ms = duration_ns / 1e6
+    attributes["mev.duration_ms"] = round(ms, 3)
+    ctx = span.get_span_context() if span is not None else None
+    extra: dict[str, Any] = {"mevobs": attributes}
+    if ctx is not None and ctx.is_valid:
+        extra["trace_id"] = format(ctx.trace_id, "032x")
+        extra["span_id"] = format(ctx.span_id, "016x")
+        extra["otel_span_context"] = ctx
+    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    logger.log(level, "%s %s in %.2f ms", name, outcome, ms, extra=extra, exc_info=exc_info)
+
+
+def _span_ids(record: logging.LogRecord) -> tuple[str | None, str | None]:
+    """Trace/span ids of a record: the operation's, else the current span's."""
+    trace_id = getattr(record, "trace_id", None)
+    span_id = getattr(record, "span_id", None)
+    if trace_id is None:
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            trace_id = format(ctx.trace_id, "032x")
+            span_id = format(ctx.span_id, "016x")
+    return trace_id, span_id
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ISO-8601 UTC timestamp, level, logger, message,
+    trace_id, span_id, service.name and attributes (secrets scrubbed)."""
+
+    def __init__(self, service_name: str = "unknown_service", *, scrub: bool = True) -> None:
+        super().__init__()
+        self.service_name = service_name
+        self.scrub = scrub
+
+    def format(self, record: logging.LogRecord) -> str:
+        trace_id, span_id = _span_ids(record)
+        stamp = _dt.datetime.fromtimestamp(record.created, tz=_dt.timezone.utc)
+        message = record.getMessage()
+        attrs: Mapping[str, Any] = getattr(record, "mevobs", None) or {}
+        doc: dict[str, Any] = {
+            "timestamp": stamp.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": scrub_text(message) if self.scrub else message,
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "service.name": self.service_name,
+            "attributes": {k: _jsonable(scrub_value(k, v) if self.scrub else v) for k, v in attrs.items()},
+        }
+        if record.exc_info:
+            text = "".join(traceback.format_exception(*record.exc_info))
+            doc["exception"] = scrub_text(text) if self.scrub else text
+        return json.dumps(doc, separators=(",", ":"))
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable line with the trace id and the key attributes."""
+
+    def __init__(self, *, scrub: bool = True) -> None:
+        super().__init__("%(asctime)s %(levelname)-8s %(name)s %(message)s")
+        self.scrub = scrub
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        trace_id, _ = _span_ids(record)
+        attrs: Mapping[str, Any] = getattr(record, "mevobs", None) or {}
+        parts = [f"{k}={v}" for k, v in attrs.items()]
+        if trace_id:
+            parts.insert(0, f"trace_id={trace_id}")
+        if parts:
+            line = f"{line} [{' '.join(parts)}]"
+        return scrub_text(line) if self.scrub else line
+
+
+class OtelLogBridge(logging.Handler):
+    """Forward stdlib records to an OpenTelemetry ``LoggerProvider`` (logs API only).
+
+    The operation's own span context is attached, so an operation's log record
+    carries the trace and span id of its span even after the span ended.
+    """
+
+    def __init__(self, provider: LoggerProvider, *, scrub: bool = True) -> None:
+        super().__init__()
+        self._provider = provider
+        self._scrub = scrub
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            otel_logger = self._provider.get_logger(record.name)
+            attrs: dict[str, Any] = {}
+            for key, value in (getattr(record, "mevobs", None) or {}).items():
+                value = scrub_value(key, value) if self._scrub else value
+                attrs[key] = value if isinstance(value, (str, bool, int, float)) else str(value)
+            span_ctx = getattr(record, "otel_span_context", None)
+            ctx = trace.set_span_in_context(NonRecordingSpan(span_ctx)) if span_ctx else None
+            if record.exc_info and record.exc_info[0] is not None:
+                attrs["exception.type"] = record.exc_info[0].__name__
+                text = "".join(traceback.format_exception(*record.exc_info))
+                attrs["exception.stacktrace"] = scrub_text(text) if self._scrub else text
+            message = record.getMessage()
+            otel_logger.emit(
+                timestamp=int(record.created * 1e9),
+                context=ctx,
+                severity_number=_SEVERITY.get(record.levelno, SeverityNumber.INFO),
+                severity_text=record.levelname,
+                body=scrub_text(message) if self._scrub else message,
+                attributes=attrs,
+            )
+        except Exception as exc:
+            STATE.dropped("export_failed", f"log bridge: {type(exc).__name__}")

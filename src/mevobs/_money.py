@@ -1,0 +1,129 @@
+"""Exact money arithmetic: wei and token amounts as int, Decimal where a ratio is needed.
+
+Nothing here knows about telemetry. Coercion functions return ``None`` for a
+value they refuse (the caller counts it as dropped); they never raise.
+Floats appear only at the metric boundary (:func:`wei_to_eth`).
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, InvalidOperation, localcontext
+from typing import Any
+
+WEI_PER_ETH = 10**18
+WEI_PER_GWEI = 10**9
+
+# A bound far above any real balance (the total supply of any token is far below
+# 2**256) that keeps float conversion and string formatting cheap and finite.
+MAX_AMOUNT = 2**256
+
+
+def to_int(value: Any, *, allow_negative: bool = False) -> int | None:
+    """Coerce a receipt or amount field to an exact int, or ``None`` if it is not one.
+
+    Accepts int (not bool), integral Decimal or float, decimal strings and
+    ``0x`` hex strings (raw JSON-RPC receipts), and bytes-like ``HexBytes``.
+    Refuses None, NaN, infinities, fractions, negatives (unless allowed) and
+    magnitudes of 2**256 or more.
+    """
+    result: int | None
+    try:
+        if isinstance(value, bool) or value is None:
+            return None
+        if isinstance(value, int):
+            result = int(value)
+        elif isinstance(value, Decimal):
+            if not value.is_finite() or value != value.to_integral_value():
+                return None
+            result = int(value)
+        elif isinstance(value, float):
+            if not math.isfinite(value) or not value.is_integer():
+                return None
+            result = int(value)
+        elif isinstance(value, str):
+            text = value.strip().replace("_", "")
+            result = int(text, 16) if text.lower().startswith(("0x", "-0x")) else int(text, 10)
+        elif isinstance(value, (bytes, bytearray)):
+            result = int.from_bytes(value, "big") if value else None
+        else:
+            return None
+    except (ValueError, TypeError, OverflowError, InvalidOperation):
+        return None
+    if result is None or abs(result) >= MAX_AMOUNT:
+        return None
+    if result < 0 and not allow_negative:
+        return None
+    return result
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """Coerce a human amount (ETH, USD) to a finite Decimal, or ``None``.
+
+    Floats go through ``str`` so that ``0.1`` means one tenth, not its binary
+    neighbour.
+    """
+    try:
+        if isinstance(value, bool) or value is None:
+            return None
+        if isinstance(value, Decimal):
+            result = value
+        elif isinstance(value, int):
+            result = Decimal(value)
+        elif isinstance(value, float):
+            result = Decimal(str(value))
+        elif isinstance(value, str):
+            result = Decimal(value.strip())
+        else:
+            return None
+    except (ValueError, TypeError, InvalidOperation):
+        return None
+    if not result.is_finite() or abs(result) >= Decimal(MAX_AMOUNT):
+        return None
+    return result
+
+
+def eth_to_wei(eth: Decimal) -> int:
+    """Convert an amount in ETH to wei, rounding toward zero below 1 wei."""
+    with localcontext() as ctx:
+        ctx.prec = 100
+        return int(eth * WEI_PER_ETH)
+
+
+def wei_to_eth(wei: int) -> float:
+    """The float ETH value of a wei amount: only for metrics and readable attributes."""
+    # Divide in integers first so values far above 2**53 wei keep their leading digits.
+    whole, rest = divmod(abs(wei), WEI_PER_ETH)
+    value = float(whole) + rest / WEI_PER_ETH
+    return -value if wei < 0 else value
+
+
+def gas_cost_wei(
+    gas_used: int, effective_gas_price_wei: int, l1_fee_wei: int = 0, coinbase_transfer_wei: int = 0
+) -> int:
+    """Total native-token cost of a transaction, exact in wei.
+
+    ``gas_used * effective_gas_price`` covers execution and, on Arbitrum, the L1
+    data gas already folded into ``gas_used``; ``l1_fee_wei`` is the separately
+    billed L1 data fee of OP-stack chains; ``coinbase_transfer_wei`` is a direct
+    payment to the block builder.
+    """
+    return gas_used * effective_gas_price_wei + l1_fee_wei + coinbase_transfer_wei
+
+
+def slippage_bp(expected: int, actual: int) -> Decimal | None:
+    """Realised slippage in basis points: (expected - actual) / expected x 10 000.
+
+    Positive is adverse (received less than quoted), negative favourable.
+    ``None`` when there is no meaningful quote (zero or negative expected).
+    """
+    if expected <= 0:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = 50
+        return (Decimal(expected - actual) * 10_000) / Decimal(expected)
+
+
+def wei_str(wei: int) -> str:
+    """Exact decimal string for a wei amount on a span (OTLP ints are int64)."""
+    return str(wei)

@@ -1,0 +1,626 @@
+"""The ``Operation`` handle: one running swap, liquidity, arbitrage or RPC call.
+
+An operation is created per call by a wrapper (``_wrap.py``), holds what the
+recorders are told, and on finish turns it into one span, a few metric
+points and one log record. Recorders never raise into the host: a value they
+cannot use is counted on ``mev.telemetry.dropped`` and ignored.
+
+Gas and profit flow up the operation tree: a child's gas is added to its
+parent's, and net profit is emitted once per tree, at the outermost operation,
+so that no wei of gas is counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from mevobs import _money, semconv
+from mevobs._errors import classify_rpc_error
+from mevobs._logs import emit_operation_log
+from mevobs._scrub import scrub_text, scrub_value
+from mevobs._state import LOGGER, STATE
+
+if TYPE_CHECKING:
+    from mevobs._wrap import OperationSpec
+
+CURRENT: contextvars.ContextVar[Operation | None] = contextvars.ContextVar(
+    "mevobs_current_operation", default=None
+)
+
+_TREE_LOCK = threading.Lock()
+_VALID_OUTCOMES = frozenset(semconv.OUTCOMES)
+_VALID_STAGES = frozenset(semconv.OPPORTUNITY_STAGES)
+_ATTR_VALUE_TYPES = (str, bool, int, float)
+
+
+def _recorder(fn: Callable[..., None]) -> Callable[..., None]:
+    """Make a recorder safe: any error inside it is counted, never raised."""
+
+    def safe(self: Operation, *args: Any, **kwargs: Any) -> None:
+        if self._spec is None:
+            return
+        try:
+            fn(self, *args, **kwargs)
+        except Exception as exc:
+            STATE.dropped("recorder_error", f"{fn.__name__}: {type(exc).__name__}")
+
+    safe.__name__ = fn.__name__
+    safe.__qualname__ = fn.__qualname__
+    safe.__doc__ = fn.__doc__
+    return safe
+
+
+class Operation:
+    """Handle on a running operation, yielded by ``with`` and returned by
+    :func:`mevobs.current_operation`.
+
+    All recorders take keyword arguments and accept bad values without raising.
+    """
+
+    __slots__ = (
+        "_attrs",
+        "_child_gas_wei",
+        "_error_type",
+        "_eth_price_usd",
+        "_expected_profit_wei",
+        "_explicit_outcome",
+        "_gas_cost_wei",
+        "_gas_used",
+        "_gross_wei",
+        "_metric_extra",
+        "_parent",
+        "_pending_pnl_wei",
+        "_result_failed",
+        "_slippage_bp",
+        "_span",
+        "_spec",
+        "_start_ns",
+        "_tokens",
+        "_tx_status",
+        "_unaccounted_gas_wei",
+        "_usd",
+        "net_profit_wei",
+        "outcome",
+    )
+
+    def __init__(self, spec: OperationSpec | None, parent: Operation | None) -> None:
+        self._spec = spec
+        self._parent = parent
+        self._span: Span | None = None
+        self._start_ns = 0
+        self._tokens: tuple[Any, Any] | None = None
+        self._attrs: dict[str, Any] = {}
+        self._metric_extra: dict[str, Any] | None = None
+        self._explicit_outcome: str | None = None
+        self._error_type: str | None = None
+        self._result_failed = False
+        self._tx_status: int | None = None
+        self._gas_used: int | None = None
+        self._gas_cost_wei = 0
+        self._child_gas_wei = 0
+        self._unaccounted_gas_wei = 0
+        self._pending_pnl_wei: int | None = None
+        self._gross_wei: int | None = None
+        self._expected_profit_wei: int | None = None
+        self._usd: Decimal | None = None
+        self._eth_price_usd: Decimal | None = None
+        self._slippage_bp: list[Decimal] = []
+        #: Final outcome, set when the operation finishes.
+        self.outcome: str | None = None
+        #: Net profit in wei computed at finish (None when no PnL applies).
+        self.net_profit_wei: int | None = None
+
+    # ------------------------------------------------------------------ info
+
+    @property
+    def kind(self) -> str:
+        """The operation kind (``swap``, ``liquidity``, ``arbitrage``, ``rpc``, ...)."""
+        return self._spec.kind if self._spec is not None else ""
+
+    @property
+    def active(self) -> bool:
+        """False for the inert handle returned outside any operation."""
+        return self._spec is not None
+
+    @property
+    def span(self) -> Span:
+        """The operation's span (a non-recording span when tracing is off)."""
+        return self._span if self._span is not None else trace.INVALID_SPAN
+
+    @property
+    def gas_cost_wei(self) -> int:
+        """This operation's own gas cost so far, exact in wei."""
+        return self._gas_cost_wei
+
+    @property
+    def total_gas_cost_wei(self) -> int:
+        """Gas cost of this operation plus every finished nested operation, in wei."""
+        return self._gas_cost_wei + self._child_gas_wei
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """A copy of the span/log attributes recorded so far (static ones included)."""
+        if self._spec is None:
+            return {}
+        return {**self._spec.span_attrs, **self._attrs}
+
+    # ------------------------------------------------------------- recorders
+
+    def _bad(self, field: str, value: Any) -> None:
+        STATE.dropped("invalid_value", f"{self.kind}.{field}={type(value).__name__}")
+
+    def _int(self, field: str, value: Any, *, allow_negative: bool = False) -> int | None:
+        if value is None:
+            return None
+        result = _money.to_int(value, allow_negative=allow_negative)
+        if result is None:
+            self._bad(field, value)
+        return result
+
+    @_recorder
+    def record_tx(
+        self,
+        *,
+        tx_hash: Any = None,
+        block_number: Any = None,
+        status: Any = None,
+        to: Any = None,
+    ) -> None:
+        """Record the transaction: hash, inclusion block, receipt status, ``to`` address.
+
+        A receipt ``status`` of 0 makes the outcome ``reverted``.
+        """
+        if tx_hash is not None:
+            text = _hex_text(tx_hash)
+            if text is None:
+                self._bad("tx_hash", tx_hash)
+            else:
+                self._attrs[semconv.ATTR_TX_HASH] = text
+        block = self._int("block_number", block_number)
+        if block is not None:
+            self._attrs[semconv.ATTR_BLOCK_NUMBER] = block if block < 2**63 else str(block)
+        if status is not None:
+            st = _money.to_int(status)
+            if st not in (0, 1):
+                self._bad("status", status)
+            else:
+                self._tx_status = st
+                self._attrs[semconv.ATTR_TX_STATUS] = st
+        if to is not None:
+            text = _hex_text(to)
+            if text is None:
+                self._bad("to", to)
+            else:
+                self._attrs[semconv.ATTR_TX_TO] = text
+
+    @_recorder
+    def record_gas(
+        self,
+        *,
+        gas_used: Any,
+        effective_gas_price_wei: Any,
+        l1_fee_wei: Any = 0,
+        gas_used_for_l1: Any = None,
+        coinbase_transfer_wei: Any = 0,
+    ) -> None:
+        """Record what the transaction cost, exactly in wei.
+
+        cost = gas_used x effective_gas_price_wei + l1_fee_wei + coinbase_transfer_wei.
+        ``gas_used_for_l1`` (Arbitrum) is the part of ``gas_used`` spent on L1
+        data: it is reported as a breakdown and never added twice. Calling this
+        more than once adds up (e.g. an approval and a swap in one operation).
+        """
+        used = self._int("gas_used", gas_used)
+        price = self._int("effective_gas_price_wei", effective_gas_price_wei)
+        l1_fee = self._int("l1_fee_wei", l1_fee_wei if l1_fee_wei is not None else 0)
+        coinbase = self._int(
+            "coinbase_transfer_wei", coinbase_transfer_wei if coinbase_transfer_wei is not None else 0
+        )
+        if used is None or price is None or l1_fee is None or coinbase is None:
+            return
+        cost = _money.gas_cost_wei(used, price, l1_fee, coinbase)
+        self._gas_used = (self._gas_used or 0) + used
+        self._gas_cost_wei += cost
+        attrs = self._attrs
+        attrs[semconv.ATTR_GAS_USED] = self._gas_used
+        attrs[semconv.ATTR_GAS_PRICE_WEI] = str(price)
+        if l1_fee:
+            attrs[semconv.ATTR_L1_FEE_WEI] = str(l1_fee)
+        if coinbase:
+            attrs[semconv.ATTR_COINBASE_TRANSFER_WEI] = str(coinbase)
+        l1_gas = self._int("gas_used_for_l1", gas_used_for_l1)
+        if l1_gas is not None:
+            if l1_gas > used:
+                self._bad("gas_used_for_l1", gas_used_for_l1)
+            else:
+                attrs[semconv.ATTR_GAS_USED_FOR_L1] = l1_gas
+
+    @_recorder
+    def record_swap(
+        self,
+        *,
+        token_in: Any = None,
+        token_out: Any = None,
+        amount_in: Any = None,
+        amount_out: Any = None,
+        expected_amount_out: Any = None,
+    ) -> None:
+        """Record a swap's tokens and exact amounts (base units).
+
+        With ``expected_amount_out``, realised slippage is recorded in basis
+        points: (expected - actual) / expected x 10 000, negative when favourable.
+        """
+        attrs = self._attrs
+        for key, token in ((semconv.ATTR_TOKEN_IN, token_in), (semconv.ATTR_TOKEN_OUT, token_out)):
+            if token is not None:
+                text = _hex_text(token)
+                if text is None:
+                    self._bad(key, token)
+                else:
+                    attrs[key] = scrub_value(key, text)
+        a_in = self._int("amount_in", amount_in)
+        a_out = self._int("amount_out", amount_out)
+        expected = self._int("expected_amount_out", expected_amount_out)
+        if a_in is not None:
+            attrs[semconv.ATTR_AMOUNT_IN] = str(a_in)
+        if a_out is not None:
+            attrs[semconv.ATTR_AMOUNT_OUT] = str(a_out)
+        if expected is not None:
+            attrs[semconv.ATTR_AMOUNT_OUT_EXPECTED] = str(expected)
+            if a_out is not None:
+                bp = _money.slippage_bp(expected, a_out)
+                if bp is None:
+                    self._bad("expected_amount_out", expected_amount_out)
+                else:
+                    self._slippage_bp.append(bp)
+                    attrs[semconv.ATTR_SLIPPAGE_BP] = float(bp)
+
+    @_recorder
+    def record_liquidity(
+        self, *, pool: Any = None, amount0: Any = None, amount1: Any = None, liquidity: Any = None
+    ) -> None:
+        """Record a liquidity change: pool, token amounts and liquidity units (base units)."""
+        attrs = self._attrs
+        if pool is not None:
+            text = _hex_text(pool)
+            if text is None:
+                self._bad("pool", pool)
+            else:
+                attrs[semconv.ATTR_POOL_ADDRESS] = text
+        for key, name, value in (
+            (semconv.ATTR_LIQUIDITY_AMOUNT0, "amount0", amount0),
+            (semconv.ATTR_LIQUIDITY_AMOUNT1, "amount1", amount1),
+            (semconv.ATTR_LIQUIDITY_UNITS, "liquidity", liquidity),
+        ):
+            number = self._int(name, value)
+            if number is not None:
+                attrs[key] = str(number)
+
+    @_recorder
+    def record_profit(
+        self,
+        *,
+        gross_wei: Any = None,
+        gross_eth: Any = None,
+        usd: Any = None,
+        eth_price_usd: Any = None,
+        expected_wei: Any = None,
+    ) -> None:
+        """Record gross profit (before gas), in wei or ETH, and optionally in USD.
+
+        Net profit = gross minus the gas of this operation and of all nested
+        operations; it is computed when the operation finishes. ``usd`` is the
+        gross in USD; gas is deducted from it at ``eth_price_usd`` (or the price
+        implied by ``usd`` / ``gross_eth``). ``expected_wei`` is the profit the
+        bot expected before execution.
+        """
+        gross: int | None = None
+        if gross_wei is not None:
+            gross = self._int("gross_wei", gross_wei, allow_negative=True)
+        elif gross_eth is not None:
+            eth = _money.to_decimal(gross_eth)
+            if eth is None:
+                self._bad("gross_eth", gross_eth)
+            else:
+                gross = _money.eth_to_wei(eth)
+        if gross is not None:
+            self._gross_wei = gross
+            self._attrs[semconv.ATTR_PROFIT_GROSS_WEI] = str(gross)
+        if usd is not None:
+            value = _money.to_decimal(usd)
+            if value is None:
+                self._bad("usd", usd)
+            else:
+                self._usd = value
+        if eth_price_usd is not None:
+            price = _money.to_decimal(eth_price_usd)
+            if price is None or price <= 0:
+                self._bad("eth_price_usd", eth_price_usd)
+            else:
+                self._eth_price_usd = price
+        expected = self._int("expected_wei", expected_wei, allow_negative=True)
+        if expected is not None:
+            self._expected_profit_wei = expected
+            self._attrs[semconv.ATTR_PROFIT_EXPECTED_WEI] = str(expected)
+
+    @_recorder
+    def record_opportunity(self, stage: Any) -> None:
+        """Count an opportunity at a funnel stage (detected ... profitable, missed)."""
+        if stage not in _VALID_STAGES:
+            self._bad("stage", stage)
+            return
+        spec = self._spec
+        assert spec is not None
+        attrs = dict(spec.opportunity_attrs())
+        attrs[semconv.ATTR_OPPORTUNITY_STAGE] = stage
+        STATE.instruments.opportunities.add(1, attrs)
+
+    @_recorder
+    def set_outcome(self, outcome: Any) -> None:
+        """Set the outcome explicitly (an exception raised later still wins)."""
+        if outcome not in _VALID_OUTCOMES:
+            self._bad("outcome", outcome)
+            return
+        self._explicit_outcome = outcome
+
+    @_recorder
+    def set_attribute(self, key: Any, value: Any) -> None:
+        """Set a span/log attribute; metric attributes (``mev.exchange``...) also
+        relabel the metrics, through the cardinality cap."""
+        if not isinstance(key, str) or not key:
+            STATE.dropped("invalid_attribute", repr(type(key)))
+            return
+        if not _valid_attr_value(value):
+            STATE.dropped("invalid_attribute", f"{key}={type(value).__name__}")
+            return
+        if key in semconv.METRIC_ATTRIBUTES:
+            if self._metric_extra is None:
+                self._metric_extra = {}
+            self._metric_extra[key] = STATE.limiter.limit(key, value)
+        self._attrs[key] = scrub_value(key, value) if STATE.scrub else value
+
+    # --------------------------------------------------------------- lifecycle
+
+    def _start(self) -> None:
+        """Start the span and the clock; make this the current operation."""
+        spec = self._spec
+        assert spec is not None
+        span = STATE.tracer.start_span(spec.span_name, kind=spec.span_kind, attributes=spec.span_attrs)
+        self._span = span
+        ctx_token = None
+        if span.get_span_context().is_valid:
+            ctx_token = otel_context.attach(trace.set_span_in_context(span))
+        self._tokens = (ctx_token, CURRENT.set(self))
+        self._start_ns = time.perf_counter_ns()
+
+    def _deactivate(self) -> None:
+        """Undo what ``_start``/``_activate`` made current; safe to call twice."""
+        tokens = self._tokens
+        if tokens is None:
+            return
+        self._tokens = None
+        ctx_token, op_token = tokens
+        try:
+            CURRENT.reset(op_token)
+        except ValueError:  # reset from another context (a generator resumed elsewhere)
+            CURRENT.set(self._parent)
+        if ctx_token is not None:
+            with contextlib.suppress(Exception):
+                otel_context.detach(ctx_token)
+
+    def _activate(self) -> None:
+        """Make this operation current again (generators, between resumptions)."""
+        span = self._span
+        ctx_token = None
+        if span is not None and span.get_span_context().is_valid:
+            ctx_token = otel_context.attach(trace.set_span_in_context(span))
+        self._tokens = (ctx_token, CURRENT.set(self))
+
+    def _fail(self, exc: BaseException) -> None:
+        spec = self._spec
+        assert spec is not None
+        if isinstance(exc, asyncio.CancelledError) or not isinstance(exc, Exception):
+            # Cancellation, GeneratorExit, KeyboardInterrupt: not a failure of the trade logic.
+            self.outcome = semconv.OUTCOME_CANCELLED
+            return
+        error_type = classify_rpc_error(exc) if spec.is_rpc else type(exc).__name__
+        self._error_type = error_type
+        self.outcome = (
+            semconv.OUTCOME_RATE_LIMITED if error_type == "rate_limited" else semconv.OUTCOME_FAILURE
+        )
+        span = self._span
+        if span is not None and span.is_recording():
+            message = scrub_text(str(exc)) if STATE.scrub else str(exc)
+            stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            span.add_event(
+                "exception",
+                {
+                    "exception.type": type(exc).__qualname__,
+                    "exception.message": message,
+                    "exception.stacktrace": scrub_text(stack) if STATE.scrub else stack,
+                },
+            )
+
+    def _mark_result_failed(self, error_type: str) -> None:
+        self._result_failed = True
+        self._error_type = error_type
+
+    def _finish(self, exc: BaseException | None = None) -> None:
+        """Turn what was recorded into span, metrics and log; never raises."""
+        duration_ns = time.perf_counter_ns() - self._start_ns
+        self._deactivate()
+        try:
+            if exc is not None:
+                self._fail(exc)
+            self._emit(duration_ns, exc)
+        except Exception as err:  # pragma: no cover - defensive: the host comes first
+            STATE.dropped("recorder_error", f"finish: {type(err).__name__}")
+            span = self._span
+            if span is not None:
+                span.end()
+
+    def _resolve_outcome(self) -> str:
+        if self.outcome is not None:  # set by an exception
+            return self.outcome
+        if self._explicit_outcome is not None:
+            return self._explicit_outcome
+        if self._tx_status == 0:
+            return semconv.OUTCOME_REVERTED
+        if self._result_failed:
+            return semconv.OUTCOME_FAILURE
+        return semconv.OUTCOME_SUCCESS
+
+    def _settle_pnl(self, outcome: str) -> None:
+        """Compute net profit for this operation and hand gas and PnL up the tree."""
+        own_gas = self._gas_cost_wei
+        with _TREE_LOCK:
+            total_gas = own_gas + self._child_gas_wei
+            unaccounted = own_gas + self._unaccounted_gas_wei
+            pending = self._pending_pnl_wei
+        pnl: int | None
+        if outcome == semconv.OUTCOME_REVERTED and total_gas:
+            pnl = -total_gas  # a reverted transaction earns nothing and pays its gas
+        elif self._gross_wei is not None:
+            pnl = self._gross_wei - total_gas
+        elif pending is not None:
+            pnl = pending - unaccounted
+        else:
+            pnl = None
+        self.net_profit_wei = pnl
+        parent = self._parent
+        if parent is not None and parent._spec is not None:
+            with _TREE_LOCK:
+                parent._child_gas_wei += total_gas
+                if pnl is None:
+                    parent._unaccounted_gas_wei += unaccounted
+                else:
+                    parent._pending_pnl_wei = (parent._pending_pnl_wei or 0) + pnl
+
+    def _emit(self, duration_ns: int, exc: BaseException | None) -> None:
+        spec = self._spec
+        assert spec is not None
+        outcome = self._resolve_outcome()
+        self.outcome = outcome
+        self._settle_pnl(outcome)
+        error_type = self._error_type
+        if error_type is None and outcome == semconv.OUTCOME_REVERTED:
+            error_type = "execution_reverted"
+        metric_attrs = spec.metric_attrs(outcome, error_type, self._metric_extra)
+        inst = STATE.instruments
+        inst.duration.record(duration_ns / 1e9, metric_attrs)
+
+        attrs = self._attrs
+        if self._gas_used is not None:
+            inst.gas_used.record(self._gas_used, metric_attrs)
+            inst.gas_cost.add(_money.wei_to_eth(self._gas_cost_wei), metric_attrs)
+            attrs[semconv.ATTR_GAS_COST_WEI] = str(self._gas_cost_wei)
+            attrs[semconv.ATTR_GAS_COST_ETH] = _money.wei_to_eth(self._gas_cost_wei)
+        if self._child_gas_wei:
+            attrs[semconv.ATTR_GAS_COST_TOTAL_WEI] = str(self._gas_cost_wei + self._child_gas_wei)
+        for bp in self._slippage_bp:
+            direction = "favorable" if bp < 0 else "adverse"
+            inst.slippage.record(float(abs(bp)), {**metric_attrs, semconv.ATTR_SLIPPAGE_DIRECTION: direction})
+        pnl = self.net_profit_wei
+        if pnl is not None:
+            attrs[semconv.ATTR_PROFIT_NET_WEI] = str(pnl)
+            attrs[semconv.ATTR_PROFIT_NET_ETH] = _money.wei_to_eth(pnl)
+            if self._parent is None or self._parent._spec is None:
+                if pnl > 0:
+                    inst.profit.add(_money.wei_to_eth(pnl), metric_attrs)
+                elif pnl < 0:
+                    inst.loss.add(_money.wei_to_eth(-pnl), metric_attrs)
+        if self._usd is not None:
+            net_usd = self._net_usd()
+            attrs[semconv.ATTR_PROFIT_USD] = float(net_usd)
+            if net_usd > 0:
+                inst.profit_usd.add(float(net_usd), metric_attrs)
+            elif net_usd < 0:
+                inst.loss_usd.add(float(-net_usd), metric_attrs)
+
+        span = self._span
+        if span is not None and span.is_recording():
+            if attrs:
+                span.set_attributes(attrs)
+            span.set_attribute(semconv.ATTR_OUTCOME, outcome)
+            if error_type is not None:
+                span.set_attribute(semconv.ATTR_ERROR_TYPE, error_type)
+            if outcome in (semconv.OUTCOME_FAILURE, semconv.OUTCOME_REVERTED):
+                span.set_status(Status(StatusCode.ERROR, error_type))
+            elif outcome == semconv.OUTCOME_RATE_LIMITED:
+                span.set_status(Status(StatusCode.ERROR, "rate_limited"))
+        if span is not None:
+            span.end()
+
+        level = spec.log_level(outcome)
+        if LOGGER.isEnabledFor(level):
+            emit_operation_log(
+                LOGGER,
+                level,
+                spec.span_name,
+                outcome,
+                duration_ns,
+                {**spec.span_attrs, **attrs, **metric_attrs},
+                span,
+                exc if outcome == semconv.OUTCOME_FAILURE else None,
+            )
+        for hook in STATE.hooks:
+            try:
+                hook(self)
+            except Exception as err:
+                STATE.dropped("recorder_error", f"hook: {type(err).__name__}")
+
+    def _net_usd(self) -> Decimal:
+        usd = self._usd
+        assert usd is not None
+        total_gas = self._gas_cost_wei + self._child_gas_wei
+        price = self._eth_price_usd
+        if price is None and self._gross_wei:
+            price = usd / (Decimal(self._gross_wei) / _money.WEI_PER_ETH)
+        if price is None or total_gas == 0:
+            return usd
+        return usd - (Decimal(total_gas) / _money.WEI_PER_ETH) * price
+
+
+NOOP_OPERATION = Operation(None, None)
+"""Inert handle returned by ``current_operation()`` outside any operation."""
+
+
+def current_operation() -> Operation:
+    """The operation running in this context, or an inert handle whose recorders do nothing."""
+    op = CURRENT.get()
+    return op if op is not None else NOOP_OPERATION
+
+
+def _hex_text(value: Any) -> str | None:
+    """Text form of a hash, address or symbol: HexBytes and bytes become 0x-hex."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        hex_method = getattr(value, "to_0x_hex", None)
+        if callable(hex_method):
+            return str(hex_method())
+        return "0x" + bytes(value).hex()
+    return None
+
+
+def _valid_attr_value(value: Any) -> bool:
+    if isinstance(value, _ATTR_VALUE_TYPES):
+        return not (isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63)
+    if isinstance(value, (list, tuple)):
+        return all(isinstance(v, _ATTR_VALUE_TYPES) for v in value)
+    return False
+
+
+__all__ = ["CURRENT", "NOOP_OPERATION", "Operation", "current_operation"]

@@ -1,0 +1,119 @@
+"""Settings for ``configure()``: a pydantic model and its environment variables.
+
+Precedence: keyword arguments, then ``MEVOBS_*`` variables, then the standard
+``OTEL_*`` variables, then defaults. An invalid value raises
+``pydantic.ValidationError`` naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Exporter = Literal["otlp", "otlp-http", "console", "none", "prometheus"]
+Environment = Literal["dev", "staging", "prod"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+ENV_PREFIX = "MEVOBS_"
+
+
+class Settings(BaseModel):
+    """Everything ``mevobs.configure()`` accepts. Each field ``x`` is also read
+    from the environment variable ``MEVOBS_X``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service_name: str = Field("mev-bot", min_length=1, description="service.name resource attribute.")
+    environment: Environment = Field("dev", description="deployment.environment.name.")
+    exporter: Exporter = Field(
+        "none",
+        description="Where telemetry goes: otlp (gRPC), otlp-http, console, prometheus "
+        "(metrics, needs the prometheus extra) or none.",
+    )
+    endpoint: str | None = Field(
+        None, description="OTLP endpoint; default http://localhost:4317 (gRPC) or :4318 (HTTP)."
+    )
+    sample_ratio: float = Field(1.0, ge=0.0, le=1.0, description="Fraction of traces kept.")
+    log_format: Literal["json", "text"] = Field("json", description="Format of mevobs log lines.")
+    log_level: LogLevel = Field("INFO", description="Level of the mevobs logger.")
+    log_destination: Literal["stderr", "stdout", "none"] = Field(
+        "stderr", description="Where configure() prints mevobs log lines."
+    )
+    resource_attributes: dict[str, str] = Field(
+        default_factory=dict, description="Extra resource attributes (env: k=v,k2=v2)."
+    )
+    enabled: bool = Field(True, description="False records nothing (OTEL_SDK_DISABLED=true).")
+    install_global: bool = Field(
+        False,
+        description="Replace global OpenTelemetry providers even if the application set them.",
+    )
+    metrics_host: str = Field("127.0.0.1", description="Bind address of the Prometheus endpoint.")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Port of the Prometheus endpoint.")
+    export_interval_seconds: float = Field(10.0, gt=0, description="Metric export interval.")
+    export_timeout_seconds: float = Field(
+        3.0, gt=0, le=60, description="Upper bound of one export attempt and of shutdown."
+    )
+    max_queue_size: int = Field(2048, ge=16, description="Span and log queue bound; overflow is counted.")
+    cardinality_cap: int = Field(
+        100, ge=1, description="Distinct values per metric attribute before 'other'."
+    )
+    scrub_secrets: bool = Field(True, description="Scrub keys, mnemonics and URL secrets.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
+        """Build settings from keyword arguments, then the environment, then defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = _from_otel_env(env)
+        for name in cls.model_fields:
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = _parse_env(name, raw)
+        values.update(overrides)
+        return cls.model_validate(values)
+
+
+def _parse_env(name: str, raw: str) -> Any:
+    if name == "resource_attributes":
+        return _parse_pairs(raw)
+    return raw
+
+
+def _parse_pairs(raw: str) -> dict[str, str] | str:
+    """``k=v,k2=v2`` (the OTEL_RESOURCE_ATTRIBUTES form); a malformed string is
+    returned as is so that validation names the field."""
+    pairs: dict[str, str] = {}
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            return raw
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _from_otel_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if env.get("OTEL_SERVICE_NAME"):
+        values["service_name"] = env["OTEL_SERVICE_NAME"]
+    endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    protocol = env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    if endpoint:
+        values["endpoint"] = endpoint
+    if endpoint or protocol:
+        values["exporter"] = "otlp-http" if (protocol or "grpc").startswith("http") else "otlp"
+    if env.get("OTEL_RESOURCE_ATTRIBUTES"):
+        values["resource_attributes"] = _parse_pairs(env["OTEL_RESOURCE_ATTRIBUTES"])
+    if env.get("OTEL_TRACES_SAMPLER_ARG"):
+        values["sample_ratio"] = env["OTEL_TRACES_SAMPLER_ARG"]
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        values["enabled"] = False
+    return values

@@ -1,0 +1,165 @@
+"""The one place that owns mevobs's global state.
+
+It holds the tracer, the instruments and the logger provider that operations
+record into, the cardinality limiter, and the dropped-telemetry tally.
+``configure()`` and ``testing.capture()`` swap these; nothing else writes them.
+
+Without either, the tracer and meter come from the OpenTelemetry API globals,
+which are proxies until the application installs providers: decorators applied
+at import time therefore pick up providers installed later.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry._logs import LoggerProvider, get_logger_provider
+from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider
+from opentelemetry.trace import Tracer, TracerProvider
+
+from mevobs import semconv
+from mevobs._version import __version__
+
+LOGGER = logging.getLogger(semconv.INSTRUMENTATION_SCOPE)
+# A library must not print through logging's last-resort handler when the
+# application configured nothing.
+LOGGER.addHandler(logging.NullHandler())
+
+DEFAULT_CARDINALITY_CAP = 100
+
+
+class Instruments:
+    """Every core instrument, created once per meter."""
+
+    __slots__ = (
+        "dropped",
+        "duration",
+        "gas_cost",
+        "gas_used",
+        "loss",
+        "loss_usd",
+        "opportunities",
+        "profit",
+        "profit_usd",
+        "slippage",
+    )
+
+    def __init__(self, meter: Meter) -> None:
+        def hist(spec: semconv.MetricSpec, buckets: tuple[float, ...]) -> Histogram:
+            return meter.create_histogram(
+                spec.name,
+                unit=spec.unit,
+                description=spec.description,
+                explicit_bucket_boundaries_advisory=list(buckets),
+            )
+
+        def counter(spec: semconv.MetricSpec) -> Counter:
+            return meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
+
+        self.duration = hist(semconv.OPERATION_DURATION, semconv.DURATION_BUCKETS)
+        self.gas_used = hist(semconv.GAS_USED, semconv.GAS_BUCKETS)
+        self.slippage = hist(semconv.SLIPPAGE, semconv.SLIPPAGE_BUCKETS)
+        self.gas_cost = counter(semconv.GAS_COST)
+        self.profit = counter(semconv.PROFIT)
+        self.loss = counter(semconv.LOSS)
+        self.profit_usd = counter(semconv.PROFIT_USD)
+        self.loss_usd = counter(semconv.LOSS_USD)
+        self.opportunities = counter(semconv.OPPORTUNITIES)
+        self.dropped = counter(semconv.TELEMETRY_DROPPED)
+
+
+class CardinalityLimiter:
+    """Caps the distinct values each metric attribute may take.
+
+    The first ``cap`` distinct values of a key pass; later new values become
+    ``"other"``. Thread-safe; the common case (a value already seen) takes no lock.
+    """
+
+    def __init__(self, cap: int = DEFAULT_CARDINALITY_CAP) -> None:
+        self.cap = cap
+        self._seen: dict[str, set[Any]] = {}
+        self._lock = threading.Lock()
+
+    def limit(self, key: str, value: Any) -> Any:
+        seen = self._seen.get(key)
+        if seen is not None and value in seen:
+            return value
+        with self._lock:
+            seen = self._seen.setdefault(key, set())
+            if value in seen:
+                return value
+            if len(seen) >= self.cap:
+                return semconv.OTHER_VALUE
+            seen.add(value)
+            return value
+
+    def limit_all(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: self.limit(key, value) for key, value in attributes.items()}
+
+
+@dataclass
+class Providers:
+    """A set of providers mevobs records into instead of the OpenTelemetry globals."""
+
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    logger_provider: LoggerProvider
+
+
+class State:
+    """What configure() and capture() set; read by every operation."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self.providers: Providers | None = None
+        self.tracer: Tracer = trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__)
+        self.instruments = Instruments(metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__))
+        self.limiter = CardinalityLimiter()
+        self.scrub = True
+        self.dropped_tally: dict[str, int] = {}
+        self._tally_lock = threading.Lock()
+        self.hooks: list[Any] = []
+
+    def install(self, providers: Providers | None, *, cap: int = DEFAULT_CARDINALITY_CAP) -> None:
+        """Record into ``providers`` from now on (``None``: the OpenTelemetry globals)."""
+        if providers is None:
+            self.tracer = trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__)
+            meter = metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__)
+        else:
+            self.tracer = providers.tracer_provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__)
+            meter = providers.meter_provider.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__)
+        self.providers = providers
+        self.instruments = Instruments(meter)
+        self.limiter = CardinalityLimiter(cap)
+        self.generation += 1
+
+    @property
+    def logger_provider(self) -> LoggerProvider:
+        if self.providers is not None:
+            return self.providers.logger_provider
+        return get_logger_provider()
+
+    def dropped(self, reason: str, detail: str = "", count: int = 1) -> None:
+        """Count telemetry mevobs refused or lost; never raises."""
+        try:
+            with self._tally_lock:
+                self.dropped_tally[reason] = self.dropped_tally.get(reason, 0) + count
+            self.instruments.dropped.add(count, {semconv.ATTR_DROP_REASON: reason})
+            if detail and LOGGER.isEnabledFor(logging.DEBUG):
+                LOGGER.debug("mevobs dropped telemetry (%s): %s", reason, detail)
+        except Exception:  # pragma: no cover - a broken exporter must not reach the host
+            pass
+
+
+STATE = State()
+
+
+def dropped_counts() -> dict[str, int]:
+    """How much telemetry this process refused or lost, by reason, since start."""
+    with STATE._tally_lock:
+        return dict(STATE.dropped_tally)

@@ -1,0 +1,407 @@
+"""Operation wrappers: one object that is a decorator, a ``with`` block and an ``async with`` block.
+
+What can be decided once is decided when the wrapper is made: the span name
+and kind, the frozen span attributes, the metric attributes (through the
+cardinality cap) and, at decoration, the call shape (sync, coroutine,
+generator, async generator). Per call, only an ``Operation`` is created,
+timed and finished.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncGenerator, Callable, Generator
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, cast
+from urllib.parse import urlsplit
+
+import wrapt
+from opentelemetry.trace import SpanKind
+
+from mevobs import semconv
+from mevobs._extract import extract_result
+from mevobs._operation import CURRENT, Operation, _valid_attr_value
+from mevobs._scrub import scrub_text, scrub_value
+from mevobs._state import STATE
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Extractor = Callable[[Operation, Any], None]
+ErrorPredicate = Callable[[Any], Any]
+
+# Keyword shorthands for span attributes; any other keyword is used as the key itself.
+_SHORTHAND = {
+    "pool": semconv.ATTR_POOL_ADDRESS,
+    "token_in": semconv.ATTR_TOKEN_IN,
+    "token_out": semconv.ATTR_TOKEN_OUT,
+    "to": semconv.ATTR_TX_TO,
+}
+_LOG_LEVELS = {
+    semconv.OUTCOME_SUCCESS: logging.INFO,
+    semconv.OUTCOME_SKIPPED: logging.INFO,
+    semconv.OUTCOME_CANCELLED: logging.INFO,
+    semconv.OUTCOME_REVERTED: logging.WARNING,
+    semconv.OUTCOME_RATE_LIMITED: logging.WARNING,
+    semconv.OUTCOME_FAILURE: logging.ERROR,
+}
+_OPPORTUNITY_KEYS = (semconv.ATTR_OPERATION, semconv.ATTR_EXCHANGE, semconv.ATTR_CHAIN, semconv.ATTR_STRATEGY)
+
+
+class OperationSpec:
+    """Everything about an operation that does not change from call to call."""
+
+    __slots__ = (
+        "_base",
+        "_cache",
+        "_generation",
+        "_opportunity",
+        "_static_metric",
+        "breaker",
+        "extract",
+        "is_rpc",
+        "kind",
+        "record_error_if",
+        "span_attrs",
+        "span_kind",
+        "span_name",
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        metric_attrs: dict[str, str],
+        span_attrs: dict[str, Any],
+        *,
+        extract: Extractor | bool | None,
+        record_error_if: ErrorPredicate | None,
+        breaker: Any = None,
+    ) -> None:
+        self.kind = kind
+        self.is_rpc = kind == semconv.OPERATION_RPC
+        label = (
+            metric_attrs.get(semconv.ATTR_EXCHANGE)
+            or metric_attrs.get(semconv.ATTR_STRATEGY)
+            or metric_attrs.get(semconv.ATTR_RPC_METHOD)
+        )
+        self.span_name = f"{kind} {label}" if label else kind
+        self.span_kind = SpanKind.CLIENT if self.is_rpc else SpanKind.INTERNAL
+        self._static_metric = {semconv.ATTR_OPERATION: kind, **metric_attrs}
+        self.span_attrs = {**span_attrs, **self._static_metric}
+        self.extract = extract
+        self.record_error_if = record_error_if
+        self.breaker = breaker
+        self._generation = -1
+        self._base: dict[str, Any] = {}
+        self._opportunity: dict[str, Any] = {}
+        self._cache: dict[tuple[str, str | None], dict[str, Any]] = {}
+
+    def _refresh(self) -> None:
+        # The limiter is replaced by configure()/capture(): pass the static labels through it again.
+        self._base = STATE.limiter.limit_all(self._static_metric)
+        self._opportunity = {k: v for k, v in self._base.items() if k in _OPPORTUNITY_KEYS}
+        self._cache = {}
+        self._generation = STATE.generation
+
+    def metric_attrs(
+        self, outcome: str, error_type: str | None, extra: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The metric attributes of one finished call (cached per outcome and error type)."""
+        if self._generation != STATE.generation:
+            self._refresh()
+        if extra is None:
+            key = (outcome, error_type)
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+        attrs = {**self._base, **(extra or {}), semconv.ATTR_OUTCOME: outcome}
+        if error_type is not None:
+            attrs[semconv.ATTR_ERROR_TYPE] = STATE.limiter.limit(semconv.ATTR_ERROR_TYPE, error_type)
+        if extra is None:
+            self._cache[(outcome, error_type)] = attrs
+        return attrs
+
+    def opportunity_attrs(self) -> dict[str, Any]:
+        if self._generation != STATE.generation:
+            self._refresh()
+        return self._opportunity
+
+    @staticmethod
+    def log_level(outcome: str) -> int:
+        return _LOG_LEVELS.get(outcome, logging.INFO)
+
+    def after_result(self, op: Operation, result: Any) -> None:
+        """Extract recordable fields from a returned value; never raises."""
+        try:
+            extract = self.extract
+            if extract is None or extract is True:
+                extract_result(op, result)
+            elif callable(extract):
+                extract(op, result)
+            predicate = self.record_error_if
+            if predicate is not None:
+                verdict = predicate(result)
+                if verdict:
+                    op._mark_result_failed(verdict if isinstance(verdict, str) else "result_error")
+        except Exception as exc:
+            STATE.dropped("recorder_error", f"extract: {type(exc).__name__}")
+
+
+def _begin(spec: OperationSpec) -> Operation:
+    breaker = spec.breaker
+    if breaker is not None:
+        breaker.before_call()
+    op = Operation(spec, CURRENT.get())
+    op._start()
+    return op
+
+
+class OperationWrapper:
+    """A decorator, context manager and async context manager for one kind of operation.
+
+    The same object may be used concurrently: each call or ``with`` block gets
+    a fresh :class:`Operation`.
+    """
+
+    __slots__ = ("_spec",)
+
+    def __init__(self, spec: OperationSpec) -> None:
+        self._spec = spec
+
+    @property
+    def spec(self) -> OperationSpec:
+        return self._spec
+
+    # ------------------------------------------------------------ decorator
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        target = getattr(func, "__func__", func)  # classmethod / staticmethod objects
+        if inspect.isasyncgenfunction(target):
+            wrapper: Callable[..., Any] = self._async_gen_call
+        elif inspect.isgeneratorfunction(target):
+            wrapper = self._gen_call
+        elif inspect.iscoroutinefunction(target):
+            wrapper = self._async_call
+        else:
+            wrapper = self._sync_call
+        return cast("Callable[P, R]", wrapt.FunctionWrapper(func, wrapper))
+
+    def _sync_call(self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        spec = self._spec
+        op = _begin(spec)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            op._finish(exc)
+            raise
+        spec.after_result(op, result)
+        op._finish()
+        return result
+
+    async def _async_call(self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        spec = self._spec
+        op = _begin(spec)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            op._finish(exc)
+            raise
+        spec.after_result(op, result)
+        op._finish()
+        return result
+
+    def _gen_call(
+        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+    ) -> Generator[Any, Any, Any]:
+        gen = wrapped(*args, **kwargs)
+        return _traced_generator(self._spec, gen)
+
+    def _async_gen_call(
+        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+    ) -> AsyncGenerator[Any, Any]:
+        agen = wrapped(*args, **kwargs)
+        return _traced_async_generator(self._spec, agen)
+
+    # ------------------------------------------------------- context manager
+
+    def __enter__(self) -> Operation:
+        return _begin(self._spec)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        op = CURRENT.get()
+        if op is None or op._spec is not self._spec:
+            STATE.dropped("recorder_error", f"{self._spec.span_name}: exit without matching enter")
+            return
+        op._finish(exc)
+
+    async def __aenter__(self) -> Operation:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __repr__(self) -> str:
+        return f"<mevobs operation {self._spec.span_name!r}>"
+
+
+def _traced_generator(spec: OperationSpec, gen: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
+    """Drive ``gen`` so that its span is current only while its own code runs.
+
+    The operation starts at the first ``next()`` and ends when the generator
+    returns, raises, or is closed (closing early counts as ``cancelled``).
+    """
+    op = _begin(spec)
+    op._deactivate()
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        op._activate()
+        try:
+            if to_throw is not None:
+                exc, to_throw = to_throw, None
+                item = gen.throw(exc)
+            else:
+                item = gen.send(to_send)
+        except StopIteration as stop:
+            op._finish()
+            return stop.value
+        except BaseException as exc:
+            op._finish(exc)
+            raise
+        op._deactivate()
+        try:
+            to_send = yield item
+        except GeneratorExit as exc:
+            op._activate()
+            try:
+                gen.close()
+            finally:
+                op._finish(exc)
+            raise
+        except BaseException as exc:
+            to_throw = exc
+
+
+async def _traced_async_generator(
+    spec: OperationSpec, agen: AsyncGenerator[Any, Any]
+) -> AsyncGenerator[Any, Any]:
+    """The async counterpart of :func:`_traced_generator`."""
+    op = _begin(spec)
+    op._deactivate()
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    while True:
+        op._activate()
+        try:
+            if to_throw is not None:
+                exc, to_throw = to_throw, None
+                item = await agen.athrow(exc)
+            else:
+                item = await agen.asend(to_send)
+        except StopAsyncIteration:
+            op._finish()
+            return
+        except BaseException as exc:
+            op._finish(exc)
+            raise
+        op._deactivate()
+        try:
+            to_send = yield item
+        except GeneratorExit as exc:
+            op._activate()
+            try:
+                await agen.aclose()
+            finally:
+                op._finish(exc)
+            raise
+        except BaseException as exc:
+            to_throw = exc
+
+
+# --------------------------------------------------------------------------
+# Building specs from user arguments
+# --------------------------------------------------------------------------
+
+
+def _label(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"mevobs: {name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _provider_attrs(provider: Any) -> dict[str, Any]:
+    if provider is None:
+        return {}
+    text = str(provider)
+    attrs: dict[str, Any] = {semconv.ATTR_RPC_PROVIDER: scrub_text(text)}
+    if "://" in text:
+        host = urlsplit(text).hostname
+        if host:
+            attrs[semconv.ATTR_SERVER_ADDRESS] = host
+    return attrs
+
+
+def build_wrapper(
+    kind: str,
+    *,
+    exchange: str | None = None,
+    chain: str | None = None,
+    strategy: str | None = None,
+    action: str | None = None,
+    method: str | None = None,
+    provider: Any = None,
+    extract: Extractor | bool | None = None,
+    record_error_if: ErrorPredicate | None = None,
+    breaker: Any = None,
+    attributes: dict[str, Any] | None = None,
+) -> OperationWrapper:
+    """Resolve names and attributes once and return the wrapper object."""
+    kind = _label("kind", kind) or ""
+    metric: dict[str, str] = {}
+    for key, name, value in (
+        (semconv.ATTR_EXCHANGE, "exchange", exchange),
+        (semconv.ATTR_CHAIN, "chain", chain),
+        (semconv.ATTR_STRATEGY, "strategy", strategy),
+        (semconv.ATTR_LIQUIDITY_ACTION, "action", action),
+        (semconv.ATTR_RPC_METHOD, "method", method),
+    ):
+        label = _label(name, value)
+        if label is not None:
+            metric[key] = label
+    span: dict[str, Any] = {}
+    if kind == semconv.OPERATION_RPC:
+        span[semconv.ATTR_RPC_SYSTEM_NAME] = "jsonrpc"
+        if method is not None:
+            span[semconv.ATTR_OTEL_RPC_METHOD] = method
+    span.update(_provider_attrs(provider))
+    for key, value in (attributes or {}).items():
+        full = _SHORTHAND.get(key, key)
+        if not _valid_attr_value(value):
+            STATE.dropped("invalid_attribute", f"{full}={type(value).__name__}")
+            continue
+        if full in semconv.METRIC_ATTRIBUTES and isinstance(value, str):
+            metric[full] = value
+        else:
+            span[full] = scrub_value(full, value)
+    spec = OperationSpec(
+        kind,
+        metric,
+        span,
+        extract=extract,
+        record_error_if=record_error_if,
+        breaker=breaker,
+    )
+    return OperationWrapper(spec)
