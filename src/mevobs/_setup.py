@@ -26,6 +26,8 @@ from mevobs._version import __version__
 
 _LOCK = threading.RLock()
 _ACTIVE: Telemetry | None = None
+# OpenTelemetry lets the global providers be set once per process; remember whether mevobs did it.
+_OWNS_GLOBALS = False
 
 
 class Telemetry:
@@ -175,8 +177,13 @@ def configure(settings: Settings | None = None, /, **kwargs: Any) -> Telemetry:
         LOGGER.setLevel(resolved.log_level)
         for handler in handlers:
             LOGGER.addHandler(handler)
+        global _OWNS_GLOBALS
         if resolved.install_global or _globals_unset():
             _install_globals(built.providers)
+            _OWNS_GLOBALS = True
+        elif _OWNS_GLOBALS:
+            # A reconfigure: the globals still name the first pipeline and cannot be replaced.
+            LOGGER.debug("mevobs.configure(): global providers were set by an earlier configure()")
         else:
             warnings.warn(
                 "mevobs.configure(): the application already set global OpenTelemetry "
