@@ -7,7 +7,6 @@ Both snake_case and the camelCase of JSON-RPC receipts are understood.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -50,12 +49,11 @@ _PROFIT_FIELDS = (
 )
 
 
-def _getter(result: Any) -> Callable[[str], Any] | None:
+def _getter(result: Any) -> Callable[[str], Any]:
     if isinstance(result, Mapping):
         return lambda name: result.get(name, _MISSING)
-    if dataclasses.is_dataclass(result) or hasattr(result, "model_fields") or hasattr(result, "__dict__"):
-        return lambda name: getattr(result, name, _MISSING)
-    return None
+    # Pydantic models, dataclasses and plain objects: read attributes.
+    return lambda name: getattr(result, name, _MISSING)
 
 
 def _pick(get: Callable[[str], Any], fields: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, Any]:
@@ -74,8 +72,6 @@ def extract_result(op: Operation, result: Any) -> None:
     if result is None or isinstance(result, (str, bytes, int, float, bool, list, tuple)):
         return
     get = _getter(result)
-    if get is None:
-        return
     tx = _pick(get, _TX_FIELDS)
     if tx:
         op.record_tx(**tx)
@@ -86,7 +82,7 @@ def extract_result(op: Operation, result: Any) -> None:
     if swap:
         op.record_swap(**swap)
     liquidity = _pick(get, _LIQUIDITY_FIELDS)
-    if len(liquidity) > ("pool" in liquidity):
+    if liquidity:
         op.record_liquidity(**liquidity)
     profit = _pick(get, _PROFIT_FIELDS)
     if profit:
