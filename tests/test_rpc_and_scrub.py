@@ -145,3 +145,7 @@ class TestCardinality:
         assert not keys & set(semconv.SPAN_ONLY_ATTRIBUTES)
         allowed = {*semconv.METRIC_ATTRIBUTES, semconv.ATTR_SLIPPAGE_DIRECTION, semconv.ATTR_OPPORTUNITY_STAGE}
         assert keys <= allowed
+
+
+def test_rate_limit_message_beats_the_connection_error_class() -> None:
+    assert classify_rpc_error(ConnectionError("429 Too Many Requests")) == "rate_limited"

@@ -31,7 +31,9 @@ def metric_rows() -> list[str]:
     ]
     for spec in semconv.METRICS:
         attrs = ", ".join(f"`{a}`" for a in spec.attributes)
-        card = "bounded (cap per attribute, default 100)" if len(spec.attributes) > 1 else "bounded (fixed set)"
+        card = (
+            "bounded (cap per attribute, default 100)" if len(spec.attributes) > 1 else "bounded (fixed set)"
+        )
         rows.append(
             f"| `{spec.name}` | {spec.instrument} | `{spec.unit}` | {attrs} | {card} | "
             f"`{spec.prometheus_name}` | {spec.description} |"

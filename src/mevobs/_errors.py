@@ -62,15 +62,22 @@ def _codes(exc: BaseException) -> list[int]:
 
 
 def classify_rpc_error(exc: BaseException) -> str:
-    """Return the bounded ``error.type`` for a failed RPC call."""
+    """Return the bounded ``error.type`` for a failed RPC call.
+
+    Rate limiting is checked first, by code and then by message, because
+    providers often signal it through generic HTTP or connection errors.
+    """
     if any(code in _RATE_LIMIT_CODES for code in _codes(exc)):
         return "rate_limited"
+    text = f"{type(exc).__name__}: {exc}"
+    rate_name, rate_pattern = _PATTERNS[0]
+    if rate_pattern.search(text):
+        return rate_name
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError, socket.timeout)):
         return "timeout"
     if isinstance(exc, ConnectionError):
         return "connection"
-    text = f"{type(exc).__name__}: {exc}"
-    for name, pattern in _PATTERNS:
+    for name, pattern in _PATTERNS[1:]:
         if pattern.search(text):
             return name
     return type(exc).__name__

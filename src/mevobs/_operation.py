@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 import threading
 import time
 import traceback
@@ -40,6 +41,14 @@ CURRENT: contextvars.ContextVar[Operation | None] = contextvars.ContextVar(
 )
 
 _TREE_LOCK = threading.Lock()
+_LOG_LEVELS = {
+    semconv.OUTCOME_SUCCESS: logging.INFO,
+    semconv.OUTCOME_SKIPPED: logging.INFO,
+    semconv.OUTCOME_CANCELLED: logging.INFO,
+    semconv.OUTCOME_REVERTED: logging.WARNING,
+    semconv.OUTCOME_RATE_LIMITED: logging.WARNING,
+    semconv.OUTCOME_FAILURE: logging.ERROR,
+}
 _VALID_OUTCOMES = frozenset(semconv.OUTCOMES)
 _VALID_STAGES = frozenset(semconv.OPPORTUNITY_STAGES)
 _ATTR_VALUE_TYPES = (str, bool, int, float)
@@ -69,58 +78,36 @@ class Operation:
     All recorders take keyword arguments and accept bad values without raising.
     """
 
-    __slots__ = (
-        "_attrs",
-        "_child_gas_wei",
-        "_error_type",
-        "_eth_price_usd",
-        "_expected_profit_wei",
-        "_explicit_outcome",
-        "_gas_cost_wei",
-        "_gas_used",
-        "_gross_wei",
-        "_metric_extra",
-        "_parent",
-        "_pending_pnl_wei",
-        "_result_failed",
-        "_slippage_bp",
-        "_span",
-        "_spec",
-        "_start_ns",
-        "_tokens",
-        "_tx_status",
-        "_unaccounted_gas_wei",
-        "_usd",
-        "net_profit_wei",
-        "outcome",
-    )
+    # Defaults live on the class so that creating an operation per call costs
+    # two assignments, not twenty; the recorders set what they are given.
+    _span: Span | None = None
+    _start_ns = 0
+    _live = False
+    _tokens: tuple[Any, Any] | None = None
+    _metric_extra: dict[str, Any] | None = None
+    _explicit_outcome: str | None = None
+    _error_type: str | None = None
+    _result_failed = False
+    _tx_status: int | None = None
+    _gas_used: int | None = None
+    _gas_cost_wei = 0
+    _child_gas_wei = 0
+    _unaccounted_gas_wei = 0
+    _pending_pnl_wei: int | None = None
+    _gross_wei: int | None = None
+    _expected_profit_wei: int | None = None
+    _usd: Decimal | None = None
+    _eth_price_usd: Decimal | None = None
+    _slippage_bp: list[Decimal] | None = None
+    #: Final outcome, set when the operation finishes.
+    outcome: str | None = None
+    #: Net profit in wei computed at finish (None when no PnL applies).
+    net_profit_wei: int | None = None
 
     def __init__(self, spec: OperationSpec | None, parent: Operation | None) -> None:
         self._spec = spec
         self._parent = parent
-        self._span: Span | None = None
-        self._start_ns = 0
-        self._tokens: tuple[Any, Any] | None = None
         self._attrs: dict[str, Any] = {}
-        self._metric_extra: dict[str, Any] | None = None
-        self._explicit_outcome: str | None = None
-        self._error_type: str | None = None
-        self._result_failed = False
-        self._tx_status: int | None = None
-        self._gas_used: int | None = None
-        self._gas_cost_wei = 0
-        self._child_gas_wei = 0
-        self._unaccounted_gas_wei = 0
-        self._pending_pnl_wei: int | None = None
-        self._gross_wei: int | None = None
-        self._expected_profit_wei: int | None = None
-        self._usd: Decimal | None = None
-        self._eth_price_usd: Decimal | None = None
-        self._slippage_bp: list[Decimal] = []
-        #: Final outcome, set when the operation finishes.
-        self.outcome: str | None = None
-        #: Net profit in wei computed at finish (None when no PnL applies).
-        self.net_profit_wei: int | None = None
 
     # ------------------------------------------------------------------ info
 
@@ -284,6 +271,8 @@ class Operation:
                 if bp is None:
                     self._bad("expected_amount_out", expected_amount_out)
                 else:
+                    if self._slippage_bp is None:
+                        self._slippage_bp = []
                     self._slippage_bp.append(bp)
                     attrs[semconv.ATTR_SLIPPAGE_BP] = float(bp)
 
@@ -395,13 +384,15 @@ class Operation:
 
     def _start(self) -> None:
         """Start the span and the clock; make this the current operation."""
-        spec = self._spec
-        assert spec is not None
-        span = STATE.tracer.start_span(spec.span_name, kind=spec.span_kind, attributes=spec.span_attrs)
-        self._span = span
         ctx_token = None
-        if span.get_span_context().is_valid:
-            ctx_token = otel_context.attach(trace.set_span_in_context(span))
+        if STATE.live or STATE.check_live():
+            spec = self._spec
+            assert spec is not None
+            self._live = True
+            span = STATE.tracer.start_span(spec.span_name, kind=spec.span_kind, attributes=spec.span_attrs)
+            self._span = span
+            if span.get_span_context().is_valid:
+                ctx_token = otel_context.attach(trace.set_span_in_context(span))
         self._tokens = (ctx_token, CURRENT.set(self))
         self._start_ns = time.perf_counter_ns()
 
@@ -485,6 +476,10 @@ class Operation:
     def _settle_pnl(self, outcome: str) -> None:
         """Compute net profit for this operation and hand gas and PnL up the tree."""
         own_gas = self._gas_cost_wei
+        if not (
+            own_gas or self._child_gas_wei or self._gross_wei is not None or self._pending_pnl_wei is not None
+        ):
+            return  # nothing to settle: no gas, no profit anywhere below
         with _TREE_LOCK:
             total_gas = own_gas + self._child_gas_wei
             unaccounted = own_gas + self._unaccounted_gas_wei
@@ -514,40 +509,74 @@ class Operation:
         outcome = self._resolve_outcome()
         self.outcome = outcome
         self._settle_pnl(outcome)
-        error_type = self._error_type
-        if error_type is None and outcome == semconv.OUTCOME_REVERTED:
-            error_type = "execution_reverted"
-        metric_attrs = spec.metric_attrs(outcome, error_type, self._metric_extra)
-        inst = STATE.instruments
-        inst.duration.record(duration_ns / 1e9, metric_attrs)
+        level = _LOG_LEVELS.get(outcome, logging.INFO)
+        log = LOGGER.isEnabledFor(level)
+        if self._live or log:
+            error_type = self._error_type
+            if error_type is None and outcome == semconv.OUTCOME_REVERTED:
+                error_type = "execution_reverted"
+            metric_attrs = spec.metric_attrs(outcome, error_type, self._metric_extra)
+            self._derive_attributes()
+            if self._live:
+                self._record(duration_ns, outcome, error_type, metric_attrs)
+            if log:
+                emit_operation_log(
+                    LOGGER,
+                    level,
+                    spec.span_name,
+                    outcome,
+                    duration_ns,
+                    {**spec.span_attrs, **self._attrs, **metric_attrs},
+                    self._span,
+                    exc if outcome == semconv.OUTCOME_FAILURE else None,
+                )
+        for hook in STATE.hooks:
+            try:
+                hook(self)
+            except Exception as err:
+                STATE.dropped("recorder_error", f"hook: {type(err).__name__}")
 
+    def _derive_attributes(self) -> None:
+        """Gas and profit figures for the span and the log, exact in wei."""
         attrs = self._attrs
         if self._gas_used is not None:
-            inst.gas_used.record(self._gas_used, metric_attrs)
-            inst.gas_cost.add(_money.wei_to_eth(self._gas_cost_wei), metric_attrs)
             attrs[semconv.ATTR_GAS_COST_WEI] = str(self._gas_cost_wei)
             attrs[semconv.ATTR_GAS_COST_ETH] = _money.wei_to_eth(self._gas_cost_wei)
         if self._child_gas_wei:
             attrs[semconv.ATTR_GAS_COST_TOTAL_WEI] = str(self._gas_cost_wei + self._child_gas_wei)
-        for bp in self._slippage_bp:
-            direction = "favorable" if bp < 0 else "adverse"
-            inst.slippage.record(float(abs(bp)), {**metric_attrs, semconv.ATTR_SLIPPAGE_DIRECTION: direction})
         pnl = self.net_profit_wei
         if pnl is not None:
             attrs[semconv.ATTR_PROFIT_NET_WEI] = str(pnl)
             attrs[semconv.ATTR_PROFIT_NET_ETH] = _money.wei_to_eth(pnl)
-            if self._parent is None or self._parent._spec is None:
-                if pnl > 0:
-                    inst.profit.add(_money.wei_to_eth(pnl), metric_attrs)
-                elif pnl < 0:
-                    inst.loss.add(_money.wei_to_eth(-pnl), metric_attrs)
         if self._usd is not None:
-            net_usd = self._net_usd()
-            attrs[semconv.ATTR_PROFIT_USD] = float(net_usd)
+            attrs[semconv.ATTR_PROFIT_USD] = float(self._net_usd())
+
+    def _record(
+        self, duration_ns: int, outcome: str, error_type: str | None, metric_attrs: dict[str, Any]
+    ) -> None:
+        """Metric points and span attributes of a finished operation."""
+        inst = STATE.instruments
+        inst.duration.record(duration_ns / 1e9, metric_attrs)
+        attrs = self._attrs
+        if self._gas_used is not None:
+            inst.gas_used.record(self._gas_used, metric_attrs)
+            inst.gas_cost.add(attrs[semconv.ATTR_GAS_COST_ETH], metric_attrs)
+        for bp in self._slippage_bp or ():
+            direction = "favorable" if bp < 0 else "adverse"
+            inst.slippage.record(float(abs(bp)), {**metric_attrs, semconv.ATTR_SLIPPAGE_DIRECTION: direction})
+        pnl = self.net_profit_wei
+        if pnl is not None and (self._parent is None or self._parent._spec is None):
+            # Profit is emitted once per operation tree, at its root.
+            if pnl > 0:
+                inst.profit.add(_money.wei_to_eth(pnl), metric_attrs)
+            elif pnl < 0:
+                inst.loss.add(_money.wei_to_eth(-pnl), metric_attrs)
+        net_usd = attrs.get(semconv.ATTR_PROFIT_USD)
+        if net_usd is not None:
             if net_usd > 0:
-                inst.profit_usd.add(float(net_usd), metric_attrs)
+                inst.profit_usd.add(net_usd, metric_attrs)
             elif net_usd < 0:
-                inst.loss_usd.add(float(-net_usd), metric_attrs)
+                inst.loss_usd.add(-net_usd, metric_attrs)
 
         span = self._span
         if span is not None and span.is_recording():
@@ -562,24 +591,6 @@ class Operation:
                 span.set_status(Status(StatusCode.ERROR, "rate_limited"))
         if span is not None:
             span.end()
-
-        level = spec.log_level(outcome)
-        if LOGGER.isEnabledFor(level):
-            emit_operation_log(
-                LOGGER,
-                level,
-                spec.span_name,
-                outcome,
-                duration_ns,
-                {**spec.span_attrs, **attrs, **metric_attrs},
-                span,
-                exc if outcome == semconv.OUTCOME_FAILURE else None,
-            )
-        for hook in STATE.hooks:
-            try:
-                hook(self)
-            except Exception as err:
-                STATE.dropped("recorder_error", f"hook: {type(err).__name__}")
 
     def _net_usd(self) -> Decimal:
         usd = self._usd

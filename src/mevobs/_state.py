@@ -11,7 +11,9 @@ at import time therefore pick up providers installed later.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -120,6 +122,11 @@ class State:
         self.tracer: Tracer = trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__)
         self.instruments = Instruments(metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__))
         self.limiter = CardinalityLimiter()
+        # Whether anything can receive telemetry: configure()/capture() ran, or the
+        # application installed global providers. Once true it stays true (the
+        # OpenTelemetry globals cannot be unset); while false, operations skip
+        # span and metric work entirely.
+        self.live = False
         self.scrub = True
         self.dropped_tally: dict[str, int] = {}
         self._tally_lock = threading.Lock()
@@ -134,9 +141,26 @@ class State:
             self.tracer = providers.tracer_provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__)
             meter = providers.meter_provider.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__)
         self.providers = providers
+        self.live = providers is not None or self._globals_set()
         self.instruments = Instruments(meter)
         self.limiter = CardinalityLimiter(cap)
         self.generation += 1
+
+    @staticmethod
+    def _globals_set() -> bool:
+        if _FAST_GLOBALS_CHECK:
+            # The public getters read os.environ on every call (about 1.5 us); the
+            # module globals they guard answer the same question in nanoseconds.
+            return _otel_trace._TRACER_PROVIDER is not None or _otel_metrics._METER_PROVIDER is not None
+        return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider) or (
+            metrics.get_meter_provider() is not _PROXY_METER_PROVIDER
+        )
+
+    def check_live(self) -> bool:
+        """Re-check the OpenTelemetry globals (called only while nothing is live)."""
+        if self._globals_set():
+            self.live = True
+        return self.live
 
     @property
     def logger_provider(self) -> LoggerProvider:
@@ -155,6 +179,21 @@ class State:
         except Exception:  # pragma: no cover - a broken exporter must not reach the host
             pass
 
+
+_otel_trace: Any = trace
+_otel_metrics: Any = importlib.import_module("opentelemetry.metrics._internal")
+# Use the module globals only where they exist and no provider is loaded from the environment.
+_FAST_GLOBALS_CHECK = (
+    hasattr(_otel_trace, "_TRACER_PROVIDER")
+    and hasattr(_otel_metrics, "_METER_PROVIDER")
+    and "OTEL_PYTHON_TRACER_PROVIDER" not in os.environ
+    and "OTEL_PYTHON_METER_PROVIDER" not in os.environ
+)
+
+# What metrics.get_meter_provider() returns while no application set one.
+_PROXY_METER_PROVIDER = metrics.get_meter_provider()
+if type(_PROXY_METER_PROVIDER).__name__ != "_ProxyMeterProvider":  # set before mevobs was imported
+    _PROXY_METER_PROVIDER = None  # type: ignore[assignment]
 
 STATE = State()
 

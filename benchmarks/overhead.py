@@ -1,0 +1,171 @@
+"""Per-call cost of mevobs, side by side with a bare call and hand-written OpenTelemetry.
+
+Run: python benchmarks/overhead.py [--calls N]
+
+Each mode runs in its own subprocess (OpenTelemetry globals can be set only
+once per process) and all modes print in one table. "full" and "hand-written"
+share one SDK pipeline: a BatchSpanProcessor to an exporter that discards,
+a MeterProvider with an in-memory reader, and an INFO log per call to a
+handler that discards. The hand-written variant records the same span,
+duration histogram, gas counters and log record a swap with gas does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+MODES = ("bare", "unconfigured", "metrics-only", "full", "hand-written")
+
+
+def _pipeline(sampled: bool) -> None:
+    import logging
+
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider(sampler=ALWAYS_ON if sampled else ALWAYS_OFF)
+    provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=1 << 16))
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    for name in ("mevobs", "handwritten"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+
+
+def _target(mode: str) -> Any:
+    def swap(x: int) -> int:
+        return x + 1
+
+    if mode == "bare":
+        return swap
+    import mevobs
+
+    if mode in ("metrics-only", "full"):
+        _pipeline(sampled=mode == "full")
+    if mode in ("unconfigured", "metrics-only", "full"):
+        return mevobs.swap(exchange="uniswap_v2", chain="ethereum")(swap)
+    _pipeline(sampled=True)
+    return _hand_written(swap)
+
+
+def _hand_written(func: Any) -> Any:
+    """The same telemetry mevobs emits for a swap, written directly against the SDK."""
+    import logging
+
+    from opentelemetry import context, metrics, trace
+
+    tracer = trace.get_tracer("handwritten")
+    meter = metrics.get_meter("handwritten")
+    duration = meter.create_histogram(
+        "mev.operation.duration",
+        unit="s",
+        explicit_bucket_boundaries_advisory=[
+            0.0005,
+            0.001,
+            0.0025,
+            0.005,
+            0.01,
+            0.025,
+            0.05,
+            0.1,
+            0.25,
+            0.5,
+            1.0,
+            2.5,
+            5.0,
+            10.0,
+            30.0,
+        ],
+    )
+    logger = logging.getLogger("handwritten")
+    attrs = {"mev.operation": "swap", "mev.exchange": "uniswap_v2", "mev.chain": "ethereum"}
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        span = tracer.start_span("swap uniswap_v2", attributes=attrs)
+        token = context.attach(trace.set_span_in_context(span))
+        start = time.perf_counter_ns()
+        outcome = "success"
+        try:
+            return func(*args, **kwargs)
+        except BaseException:
+            outcome = "failure"
+            raise
+        finally:
+            elapsed = time.perf_counter_ns() - start
+            context.detach(token)
+            point = {**attrs, "mev.outcome": outcome}
+            duration.record(elapsed / 1e9, point)
+            span.set_attribute("mev.outcome", outcome)
+            span.end()
+            ctx = span.get_span_context()
+            logger.info(
+                "swap uniswap_v2 %s in %.2f ms",
+                outcome,
+                elapsed / 1e6,
+                extra={
+                    "mevobs": {**point, "mev.duration_ms": elapsed / 1e6},
+                    "trace_id": format(ctx.trace_id, "032x"),
+                    "span_id": format(ctx.span_id, "016x"),
+                },
+            )
+
+    return wrapper
+
+
+def run_mode(mode: str, calls: int) -> float:
+    """Best-of-5 mean nanoseconds per call."""
+    target = _target(mode)
+    for i in range(2_000):
+        target(i)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter_ns()
+        for i in range(calls):
+            target(i)
+        best = min(best, (time.perf_counter_ns() - start) / calls)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.mode:
+        print(json.dumps(run_mode(args.mode, args.calls)))
+        return
+    results = {}
+    for mode in MODES:
+        out = subprocess.run(
+            [sys.executable, __file__, "--mode", mode, "--calls", str(args.calls)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        results[mode] = float(out.stdout.strip().splitlines()[-1])
+    bare = results["bare"]
+    print(f"{'mode':<14}{'ns/call':>10}{'added vs bare':>16}")
+    for mode in MODES:
+        print(f"{mode:<14}{results[mode]:>10.0f}{results[mode] - bare:>16.0f}")
+    ratio = results["full"] / results["hand-written"]
+    print(f"\nfull / hand-written = {ratio:.2f}x (target <= 1.0x)")
+    print(f"unconfigured adds {(results['unconfigured'] - bare) / 1000:.2f} us (target <= 2 us)")
+
+
+if __name__ == "__main__":
+    main()
