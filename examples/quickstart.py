@@ -6,6 +6,7 @@ Run: python examples/quickstart.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import mevobs
 
@@ -65,10 +66,9 @@ async def block_number() -> int:
 
 async def main() -> None:
     gross = await arbitrage(10**18)
-    try:
+    # Rate limited: recorded as outcome=rate_limited, with the API key scrubbed.
+    with contextlib.suppress(ConnectionError):
         await block_number()
-    except ConnectionError:
-        pass  # rate limited: recorded as outcome=rate_limited, the API key scrubbed
     print(f"gross profit {mevobs.wei_to_eth(gross):.6f} ETH")
 
 

@@ -36,8 +36,9 @@ def test_every_recorder_survives_bad_values(value: Any, mevobs_telemetry: Captur
     with mevobs.arbitrage(strategy="s") as op:
         op.record_tx(tx_hash=value, block_number=value, status=value, to=value)
         op.record_gas(gas_used=1, effective_gas_price_wei=1, l1_fee_wei=value, coinbase_transfer_wei=value)
-        op.record_swap(token_in=value, token_out=value, amount_in=value, amount_out=value,
-                       expected_amount_out=value)
+        op.record_swap(
+            token_in=value, token_out=value, amount_in=value, amount_out=value, expected_amount_out=value
+        )
         op.record_liquidity(pool=value, amount0=value, amount1=value, liquidity=value)
         op.record_profit(gross_wei=value, usd=value, eth_price_usd=value, expected_wei=value)
         op.record_profit(gross_eth=value)
@@ -63,8 +64,8 @@ def test_unhashable_and_odd_attribute_values_are_dropped(mevobs_telemetry: Captu
 
 def test_negative_gross_profit_is_a_loss_not_an_error(mevobs_telemetry: Captured) -> None:
     with mevobs.arbitrage(strategy="s") as op:
-        op.record_profit(gross_wei=-10**15)
-    assert op.net_profit_wei == -10**15
+        op.record_profit(gross_wei=-(10**15))
+    assert op.net_profit_wei == -(10**15)
     assert mevobs_telemetry.counter_value("mev.loss") == pytest.approx(0.001)
     assert dropped(mevobs_telemetry) == 0
 
@@ -86,8 +87,14 @@ def test_recorders_outside_any_operation_do_nothing() -> None:
 
 
 anything = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=20), st.binary(max_size=40), st.decimals(allow_nan=True), st.lists(st.integers(), max_size=3),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.binary(max_size=40),
+    st.decimals(allow_nan=True),
+    st.lists(st.integers(), max_size=3),
 )
 
 

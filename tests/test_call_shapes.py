@@ -21,7 +21,10 @@ KINDS: dict[str, tuple[Callable[[], mevobs.OperationWrapper], str]] = {
         "liquidity curve",
     ),
     "arbitrage": (lambda: mevobs.arbitrage(strategy="triangular", chain="arbitrum"), "arbitrage triangular"),
-    "rpc": (lambda: mevobs.rpc(method="eth_sendRawTransaction", provider="local"), "rpc eth_sendRawTransaction"),
+    "rpc": (
+        lambda: mevobs.rpc(method="eth_sendRawTransaction", provider="local"),
+        "rpc eth_sendRawTransaction",
+    ),
 }
 
 
@@ -50,7 +53,9 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 
 class TestSuccessfulShapes:
-    def test_sync_function_returns_its_value_and_records_gas(self, kind: str, mevobs_telemetry: Captured) -> None:
+    def test_sync_function_returns_its_value_and_records_gas(
+        self, kind: str, mevobs_telemetry: Captured
+    ) -> None:
         factory, name = KINDS[kind]
 
         @factory()
@@ -140,7 +145,7 @@ class TestSuccessfulShapes:
         assert_one_operation(mevobs_telemetry, name, "success")
 
     def test_with_and_async_with_blocks(self, kind: str, mevobs_telemetry: Captured) -> None:
-        factory, name = KINDS[kind]
+        factory, _name = KINDS[kind]
         wrapper = factory()
         with wrapper as op:
             op.record_gas(**GAS)
@@ -157,7 +162,9 @@ class TestSuccessfulShapes:
 
 
 class TestFailures:
-    def test_exception_is_recorded_then_reraised_unchanged(self, kind: str, mevobs_telemetry: Captured) -> None:
+    def test_exception_is_recorded_then_reraised_unchanged(
+        self, kind: str, mevobs_telemetry: Captured
+    ) -> None:
         factory, name = KINDS[kind]
         boom = KeyError("pool")
 
@@ -239,9 +246,12 @@ class TestFailures:
             return {"error": True}
 
         assert call() == {"error": True}
-        assert mevobs_telemetry.histogram_count(
-            "mev.operation.duration", outcome="failure", error_type="quote_failed"
-        ) == 1
+        assert (
+            mevobs_telemetry.histogram_count(
+                "mev.operation.duration", outcome="failure", error_type="quote_failed"
+            )
+            == 1
+        )
 
 
 class TestNesting:

@@ -61,8 +61,14 @@ def test_pydantic_result_models(mevobs_telemetry: Captured) -> None:
     @mevobs.swap(exchange="curve")
     def leg() -> mevobs.SwapResult:
         return mevobs.SwapResult(
-            tx_hash="0x" + "22" * 32, status=1, gas_used=100_000, effective_gas_price_wei=10**9,
-            token_in="USDC", token_out="USDT", amount_in=10**9, amount_out=999_000_000,
+            tx_hash="0x" + "22" * 32,
+            status=1,
+            gas_used=100_000,
+            effective_gas_price_wei=10**9,
+            token_in="USDC",
+            token_out="USDT",
+            amount_in=10**9,
+            amount_out=999_000_000,
             expected_amount_out=1_000_000_000,
         )
 

@@ -82,7 +82,9 @@ def test_reverted_transaction_counts_its_gas_as_loss(mevobs_telemetry: Captured)
     assert log.level == "WARNING" and log.attributes["mev.tx.hash"] == "0x" + "ab" * 32
 
 
-def test_reverted_child_inside_a_profitable_arbitrage_is_not_counted_twice(mevobs_telemetry: Captured) -> None:
+def test_reverted_child_inside_a_profitable_arbitrage_is_not_counted_twice(
+    mevobs_telemetry: Captured,
+) -> None:
     with mevobs.arbitrage(strategy="s") as arb:
         with mevobs.swap(exchange="curve") as leg:
             leg.record_tx(status=0)
@@ -97,7 +99,10 @@ def test_slippage_of_an_under_filled_swap(mevobs_telemetry: Captured) -> None:
     """Quoted 2 000 USDC, received 1 990: (2000 - 1990) / 2000 x 10 000 = 50 bp adverse."""
     with mevobs.swap(exchange="uniswap_v3") as op:
         op.record_swap(
-            token_in="WETH", token_out="USDC", amount_in=ETH, amount_out=1_990_000_000,
+            token_in="WETH",
+            token_out="USDC",
+            amount_in=ETH,
+            amount_out=1_990_000_000,
             expected_amount_out=2_000_000_000,
         )
     assert mevobs_telemetry.histogram_sum("mev.slippage", direction="adverse") == 50.0

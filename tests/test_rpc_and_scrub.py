@@ -96,7 +96,14 @@ class TestScrubbing:
     )
     def test_secrets_in_text_are_scrubbed(self, text: str) -> None:
         out = scrub_text(text)
-        for secret in ("9aa3d95b3bc440fa88ea12eaa4456161", "hunter2", "SECRETSECRET", "eyJhbGci", "4c" * 32, "absurd"):
+        for secret in (
+            "9aa3d95b3bc440fa88ea12eaa4456161",
+            "hunter2",
+            "SECRETSECRET",
+            "eyJhbGci",
+            "4c" * 32,
+            "absurd",
+        ):
             assert secret not in out
 
     def test_exception_messages_are_scrubbed_on_spans_and_logs(self, mevobs_telemetry: Captured) -> None:
@@ -143,7 +150,11 @@ class TestCardinality:
         keys = mevobs_telemetry.metric_attribute_keys()
         assert keys
         assert not keys & set(semconv.SPAN_ONLY_ATTRIBUTES)
-        allowed = {*semconv.METRIC_ATTRIBUTES, semconv.ATTR_SLIPPAGE_DIRECTION, semconv.ATTR_OPPORTUNITY_STAGE}
+        allowed = {
+            *semconv.METRIC_ATTRIBUTES,
+            semconv.ATTR_SLIPPAGE_DIRECTION,
+            semconv.ATTR_OPPORTUNITY_STAGE,
+        }
         assert keys <= allowed
 
 
