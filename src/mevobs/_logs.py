@@ -17,7 +17,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider, SeverityNumber
-from opentelemetry.trace import NonRecordingSpan, Span
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from mevobs._scrub import scrub_text, scrub_value
 from mevobs._state import STATE
@@ -38,15 +38,14 @@ def emit_operation_log(
     outcome: str,
     duration_ns: int,
     attributes: dict[str, Any],
-    span: Span | None,
+    ctx: SpanContext | None,
     exc: BaseException | None,
 ) -> None:
     """Write the one record a finished operation leaves in the logs."""
     ms = duration_ns / 1e6
     attributes["mev.duration_ms"] = round(ms, 3)
-    ctx = span.get_span_context() if span is not None else None
     extra: dict[str, Any] = {"mevobs": attributes}
-    if ctx is not None and ctx.is_valid:
+    if ctx is not None:
         extra["trace_id"] = format(ctx.trace_id, "032x")
         extra["span_id"] = format(ctx.span_id, "016x")
         extra["otel_span_context"] = ctx

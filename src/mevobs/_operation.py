@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Span, SpanContext, Status, StatusCode
 
 from mevobs import _money, semconv
 from mevobs._errors import classify_rpc_error
@@ -83,7 +83,9 @@ class Operation:
     _span: Span | None = None
     _start_ns = 0
     _live = False
-    _tokens: tuple[Any, Any] | None = None
+    _ctx_token: Any = None
+    _op_token: Any = None
+    _span_ctx: SpanContext | None = None
     _metric_extra: dict[str, Any] | None = None
     _explicit_outcome: str | None = None
     _error_type: str | None = None
@@ -384,25 +386,26 @@ class Operation:
 
     def _start(self) -> None:
         """Start the span and the clock; make this the current operation."""
-        ctx_token = None
         if STATE.live or STATE.check_live():
             spec = self._spec
             assert spec is not None
             self._live = True
             span = STATE.tracer.start_span(spec.span_name, kind=spec.span_kind, attributes=spec.span_attrs)
             self._span = span
-            if span.get_span_context().is_valid:
-                ctx_token = otel_context.attach(trace.set_span_in_context(span))
-        self._tokens = (ctx_token, CURRENT.set(self))
+            span_ctx = span.get_span_context()
+            if span_ctx.is_valid:
+                self._span_ctx = span_ctx
+                self._ctx_token = otel_context.attach(trace.set_span_in_context(span))
+        self._op_token = CURRENT.set(self)
         self._start_ns = time.perf_counter_ns()
 
     def _deactivate(self) -> None:
         """Undo what ``_start``/``_activate`` made current; safe to call twice."""
-        tokens = self._tokens
-        if tokens is None:
+        op_token = self._op_token
+        if op_token is None:
             return
-        self._tokens = None
-        ctx_token, op_token = tokens
+        ctx_token = self._ctx_token
+        self._op_token = self._ctx_token = None
         try:
             CURRENT.reset(op_token)
         except ValueError:  # reset from another context (a generator resumed elsewhere)
@@ -414,10 +417,9 @@ class Operation:
     def _activate(self) -> None:
         """Make this operation current again (generators, between resumptions)."""
         span = self._span
-        ctx_token = None
-        if span is not None and span.get_span_context().is_valid:
-            ctx_token = otel_context.attach(trace.set_span_in_context(span))
-        self._tokens = (ctx_token, CURRENT.set(self))
+        if span is not None and self._span_ctx is not None:
+            self._ctx_token = otel_context.attach(trace.set_span_in_context(span))
+        self._op_token = CURRENT.set(self)
 
     def _fail(self, exc: BaseException) -> None:
         spec = self._spec
@@ -462,17 +464,6 @@ class Operation:
             if span is not None:
                 span.end()
 
-    def _resolve_outcome(self) -> str:
-        if self.outcome is not None:  # set by an exception
-            return self.outcome
-        if self._explicit_outcome is not None:
-            return self._explicit_outcome
-        if self._tx_status == 0:
-            return semconv.OUTCOME_REVERTED
-        if self._result_failed:
-            return semconv.OUTCOME_FAILURE
-        return semconv.OUTCOME_SUCCESS
-
     def _settle_pnl(self, outcome: str) -> None:
         """Compute net profit for this operation and hand gas and PnL up the tree."""
         own_gas = self._gas_cost_wei
@@ -506,17 +497,37 @@ class Operation:
     def _emit(self, duration_ns: int, exc: BaseException | None) -> None:
         spec = self._spec
         assert spec is not None
-        outcome = self._resolve_outcome()
-        self.outcome = outcome
-        self._settle_pnl(outcome)
+        outcome = self.outcome  # set by an exception
+        if outcome is None:
+            if self._explicit_outcome is not None:
+                outcome = self._explicit_outcome
+            elif self._tx_status == 0:
+                outcome = semconv.OUTCOME_REVERTED
+            elif self._result_failed:
+                outcome = semconv.OUTCOME_FAILURE
+            else:
+                outcome = semconv.OUTCOME_SUCCESS
+            self.outcome = outcome
+        if self._gas_cost_wei or self._child_gas_wei or self._gross_wei is not None or self._pending_pnl_wei:
+            self._settle_pnl(outcome)
         level = _LOG_LEVELS.get(outcome, logging.INFO)
         log = LOGGER.isEnabledFor(level)
         if self._live or log:
             error_type = self._error_type
             if error_type is None and outcome == semconv.OUTCOME_REVERTED:
                 error_type = "execution_reverted"
-            metric_attrs = spec.metric_attrs(outcome, error_type, self._metric_extra)
-            self._derive_attributes()
+            metric_attrs = None
+            if self._metric_extra is None and spec._generation == STATE.generation:
+                metric_attrs = spec._cache.get((outcome, error_type))
+            if metric_attrs is None:
+                metric_attrs = spec.metric_attrs(outcome, error_type, self._metric_extra)
+            if (
+                self._gas_used is not None
+                or self._child_gas_wei
+                or self.net_profit_wei is not None
+                or self._usd is not None
+            ):
+                self._derive_attributes()
             if self._live:
                 self._record(duration_ns, outcome, error_type, metric_attrs)
             if log:
@@ -527,7 +538,7 @@ class Operation:
                     outcome,
                     duration_ns,
                     {**spec.span_attrs, **self._attrs, **metric_attrs},
-                    self._span,
+                    self._span_ctx,
                     exc if outcome == semconv.OUTCOME_FAILURE else None,
                 )
         for hook in STATE.hooks:
@@ -579,7 +590,7 @@ class Operation:
                 inst.loss_usd.add(-net_usd, metric_attrs)
 
         span = self._span
-        if span is not None and span.is_recording():
+        if span is not None:  # attributes on a non-recording (sampled-out) span are no-ops
             if attrs:
                 span.set_attributes(attrs)
             span.set_attribute(semconv.ATTR_OUTCOME, outcome)
@@ -589,7 +600,6 @@ class Operation:
                 span.set_status(Status(StatusCode.ERROR, error_type))
             elif outcome == semconv.OUTCOME_RATE_LIMITED:
                 span.set_status(Status(StatusCode.ERROR, "rate_limited"))
-        if span is not None:
             span.end()
 
     def _net_usd(self) -> Decimal:

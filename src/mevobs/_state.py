@@ -126,7 +126,7 @@ class State:
         # application installed global providers. Once true it stays true (the
         # OpenTelemetry globals cannot be unset); while false, operations skip
         # span and metric work entirely.
-        self.live = False
+        self.live = self._globals_set()
         self.scrub = True
         self.dropped_tally: dict[str, int] = {}
         self._tally_lock = threading.Lock()
@@ -159,7 +159,8 @@ class State:
     def check_live(self) -> bool:
         """Re-check the OpenTelemetry globals (called only while nothing is live)."""
         if self._globals_set():
-            self.live = True
+            # Re-resolve from the now real providers: no proxy layer on every call.
+            self.install(None, cap=self.limiter.cap)
         return self.live
 
     @property

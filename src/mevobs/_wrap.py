@@ -38,6 +38,8 @@ _SHORTHAND = {
     "token_out": semconv.ATTR_TOKEN_OUT,
     "to": semconv.ATTR_TX_TO,
 }
+# Return types with nothing to extract; skipped unless a custom extractor or predicate wants them.
+_PLAIN_RESULTS_DEFAULT = frozenset({type(None), bool, int, float, str, bytes})
 _OPPORTUNITY_KEYS = (semconv.ATTR_OPERATION, semconv.ATTR_EXCHANGE, semconv.ATTR_CHAIN, semconv.ATTR_STRATEGY)
 
 
@@ -52,8 +54,10 @@ class OperationSpec:
         "_static_metric",
         "breaker",
         "extract",
+        "inspects_results",
         "is_rpc",
         "kind",
+        "plain_results",
         "record_error_if",
         "span_attrs",
         "span_kind",
@@ -83,6 +87,10 @@ class OperationSpec:
         self.span_attrs = {**span_attrs, **self._static_metric}
         self.extract = extract
         self.record_error_if = record_error_if
+        # Results are looked at only when something can use them.
+        self.inspects_results = extract is not False or record_error_if is not None
+        custom = callable(extract) or record_error_if is not None
+        self.plain_results = frozenset() if custom else _PLAIN_RESULTS_DEFAULT
         self.breaker = breaker
         self._generation = -1
         self._base: dict[str, Any] = {}
@@ -209,7 +217,8 @@ class OperationWrapper:
         except BaseException as exc:
             op._finish(exc)
             raise
-        spec.after_result(op, result)
+        if spec.inspects_results and type(result) not in spec.plain_results:
+            spec.after_result(op, result)
         op._finish()
         return result
 
@@ -221,7 +230,8 @@ class OperationWrapper:
         except BaseException as exc:
             op._finish(exc)
             raise
-        spec.after_result(op, result)
+        if spec.inspects_results and type(result) not in spec.plain_results:
+            spec.after_result(op, result)
         op._finish()
         return result
 
