@@ -39,7 +39,10 @@ def test_doc_example_runs(where: str, code: str, tmp_path: Path) -> None:
 
 def test_quickstart_example_prints_its_telemetry() -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "quickstart.py")], capture_output=True, text=True, timeout=120
+        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert '"name": "arbitrage cross_dex"' in proc.stdout
