@@ -279,3 +279,34 @@ class TestNesting:
 
         assert call() == 1
         assert mevobs_telemetry.span("swap").attributes == {"mev.operation": "swap", "mev.outcome": "success"}
+
+
+def test_log_records_point_at_the_decorated_function(mevobs_telemetry: Captured) -> None:
+    """One wrapper decorating two functions: each log names its own function."""
+    import logging
+
+    seen: list[tuple[str, int]] = []
+
+    class Where(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.funcName, record.lineno))
+
+    uniswap = mevobs.swap(exchange="uniswap_v2")
+
+    @uniswap
+    def first() -> None:
+        pass
+
+    @uniswap
+    def second() -> None:
+        pass
+
+    handler = Where()
+    logging.getLogger("mevobs").addHandler(handler)
+    try:
+        first()
+        second()
+    finally:
+        logging.getLogger("mevobs").removeHandler(handler)
+    assert [name for name, _ in seen] == ["first", "second"]
+    assert seen[0][1] == first.__wrapped__.__code__.co_firstlineno  # type: ignore[attr-defined]

@@ -40,17 +40,27 @@ def emit_operation_log(
     attributes: dict[str, Any],
     ctx: SpanContext | None,
     exc: BaseException | None,
+    where: tuple[str, int, str],
 ) -> None:
-    """Write the one record a finished operation leaves in the logs."""
+    """Write the one record a finished operation leaves in the logs.
+
+    The record is built directly, pointing at the wrapped function (``where``:
+    file, line, function, resolved at decoration), instead of going through
+    ``Logger.log``, whose caller lookup would walk the stack to find mevobs's
+    own frame.
+    """
     ms = duration_ns / 1e6
     attributes["mev.duration_ms"] = round(ms, 3)
-    extra: dict[str, Any] = {"mevobs": attributes}
-    if ctx is not None:
-        extra["trace_id"] = format(ctx.trace_id, "032x")
-        extra["span_id"] = format(ctx.span_id, "016x")
-        extra["otel_span_context"] = ctx
     exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
-    logger.log(level, "%s %s in %.2f ms", name, outcome, ms, extra=extra, exc_info=exc_info)
+    record = logging.LogRecord(
+        logger.name, level, where[0], where[1], "%s %s in %.2f ms", (name, outcome, ms), exc_info, where[2]
+    )
+    record.mevobs = attributes
+    if ctx is not None:
+        record.trace_id = format(ctx.trace_id, "032x")
+        record.span_id = format(ctx.span_id, "016x")
+        record.otel_span_context = ctx
+    logger.handle(record)
 
 
 def _span_ids(record: logging.LogRecord) -> tuple[str | None, str | None]:

@@ -540,6 +540,7 @@ class Operation:
                     {**spec.span_attrs, **self._attrs, **metric_attrs},
                     self._span_ctx,
                     exc if outcome == semconv.OUTCOME_FAILURE else None,
+                    spec.where,
                 )
         for hook in STATE.hooks:
             try:

@@ -9,6 +9,7 @@ timed and finished.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
@@ -62,6 +63,7 @@ class OperationSpec:
         "span_attrs",
         "span_kind",
         "span_name",
+        "where",
     )
 
     def __init__(
@@ -92,6 +94,8 @@ class OperationSpec:
         custom = callable(extract) or record_error_if is not None
         self.plain_results = frozenset() if custom else _PLAIN_RESULTS_DEFAULT
         self.breaker = breaker
+        # Where log records point: the decorated function once known, else mevobs.
+        self.where: tuple[str, int, str] = (__file__, 0, kind)
         self._generation = -1
         self._base: dict[str, Any] = {}
         self._opportunity: dict[str, Any] = {}
@@ -173,6 +177,17 @@ class OperationWrapper:
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         target = getattr(func, "__func__", func)  # classmethod / staticmethod objects
+        code = getattr(target, "__code__", None)
+        if code is not None:
+            # One wrapper may decorate several functions: each gets its own spec
+            # so that its log records point at its own code.
+            located = copy.copy(self._spec)
+            located._cache = {}
+            located.where = (code.co_filename, code.co_firstlineno, code.co_name)
+            return OperationWrapper(located)._decorate(func, target)
+        return self._decorate(func, target)
+
+    def _decorate(self, func: Callable[P, R], target: Any) -> Callable[P, R]:
         if inspect.isasyncgenfunction(target):
             wrapper: Callable[..., Any] = self._async_gen_call
         elif inspect.isgeneratorfunction(target):
