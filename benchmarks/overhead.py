@@ -69,28 +69,14 @@ def _hand_written(func: Any) -> Any:
 
     from opentelemetry import context, metrics, trace
 
+    from mevobs.semconv import DURATION_BUCKETS
+
     tracer = trace.get_tracer("handwritten")
     meter = metrics.get_meter("handwritten")
     duration = meter.create_histogram(
         "mev.operation.duration",
         unit="s",
-        explicit_bucket_boundaries_advisory=[
-            0.0005,
-            0.001,
-            0.0025,
-            0.005,
-            0.01,
-            0.025,
-            0.05,
-            0.1,
-            0.25,
-            0.5,
-            1.0,
-            2.5,
-            5.0,
-            10.0,
-            30.0,
-        ],
+        explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
     )
     logger = logging.getLogger("handwritten")
     attrs = {"mev.operation": "swap", "mev.exchange": "uniswap_v2", "mev.chain": "ethereum"}
