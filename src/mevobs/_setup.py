@@ -68,14 +68,15 @@ class Telemetry:
         if self.providers is None or self._closed:
             return True
         budget = timeout_seconds if timeout_seconds is not None else self.settings.export_timeout_seconds
-        ok = _run_bounded(
-            [
-                lambda: self.tracer_provider.force_flush(int(budget * 1000)),
-                lambda: self.meter_provider.force_flush(int(budget * 1000)),
-                lambda: self.logger_provider.force_flush(int(budget * 1000)),
-            ],
-            budget,
-        )
+        calls = [
+            lambda: self.tracer_provider.force_flush(int(budget * 1000)),
+            lambda: self.logger_provider.force_flush(int(budget * 1000)),
+        ]
+        if self.settings.exporter != "prometheus":
+            # Prometheus is pulled: a flush would make its reader queue a collection
+            # that the next scrape reports again, duplicating every series.
+            calls.append(lambda: self.meter_provider.force_flush(int(budget * 1000)))
+        ok = _run_bounded(calls, budget)
         for handler in self._handlers:
             handler.flush()
         return ok

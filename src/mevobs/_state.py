@@ -119,8 +119,8 @@ class State:
     def __init__(self) -> None:
         self.generation = 0
         self.providers: Providers | None = None
-        self.tracer: Tracer = trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__)
-        self.instruments = Instruments(metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__))
+        self.tracer: Tracer = trace.NoOpTracer()
+        self.instruments = Instruments(metrics.NoOpMeter(semconv.INSTRUMENTATION_SCOPE))
         self.limiter = CardinalityLimiter()
         # Whether anything can receive telemetry: configure()/capture() ran, or the
         # application installed global providers. Once true it stays true (the
@@ -134,7 +134,13 @@ class State:
 
     def install(self, providers: Providers | None, *, cap: int = DEFAULT_CARDINALITY_CAP) -> None:
         """Record into ``providers`` from now on (``None``: the OpenTelemetry globals)."""
-        if providers is None:
+        if providers is None and not self._globals_set():
+            # Nothing can receive telemetry yet. No proxies: a proxy instrument turns
+            # into a real one when a global provider appears, which would register
+            # every instrument twice there; check_live() re-installs instead.
+            self.tracer = trace.NoOpTracer()
+            meter: Meter = metrics.NoOpMeter(semconv.INSTRUMENTATION_SCOPE)
+        elif providers is None:
             self.tracer = trace.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__)
             meter = metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__)
         else:

@@ -1,0 +1,116 @@
+"""The ``mevobs`` command line: ``mevobs demo`` (more subcommands come with later capabilities)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import socket
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from mevobs._version import __version__
+
+EXPORTERS = ("prometheus", "otlp", "otlp-http", "console", "none")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad input gives one line on stderr and exit code 2, never a usage dump or traceback."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value != value:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mevobs", description="mevobs: telemetry for MEV and DeFi bots.")
+    parser.add_argument("--version", action="version", version=f"mevobs {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    demo = sub.add_parser("demo", help="run a simulated arbitrage bot instrumented with mevobs")
+    demo.add_argument("--duration", type=_non_negative, default=15.0, help="seconds to run (default 15)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed; same seed, same run (default 1)")
+    demo.add_argument(
+        "--exporter",
+        choices=EXPORTERS,
+        default=None,
+        help="where telemetry goes (default prometheus, or otlp if OTEL_EXPORTER_OTLP_ENDPOINT is set)",
+    )
+    demo.add_argument("--fail-rate", type=_rate, default=0.0, help="share of reverted transactions (0..1)")
+    demo.add_argument(
+        "--metrics-port", type=_port, default=9464, help="Prometheus /metrics port on 127.0.0.1"
+    )
+    demo.add_argument("--log-stdout", action="store_true", help="also print the JSON log lines")
+    return parser
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        exporter = args.exporter or (
+            "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "prometheus"
+        )
+        if exporter == "prometheus" and importlib.util.find_spec("opentelemetry.exporter.prometheus") is None:
+            parser.exit(2, "mevobs: error: the prometheus exporter needs: pip install 'mevobs[prometheus]'\n")
+        if exporter == "prometheus" and not _port_free(args.metrics_port):
+            parser.exit(
+                2, f"mevobs: error: port {args.metrics_port} on 127.0.0.1 is busy; pass --metrics-port\n"
+            )
+        from mevobs.demo import DemoOptions, run_demo
+
+        run_demo(
+            DemoOptions(
+                duration=args.duration,
+                seed=args.seed,
+                exporter=exporter,
+                fail_rate=args.fail_rate,
+                metrics_port=args.metrics_port,
+                log_stdout=args.log_stdout,
+            )
+        )
+        return 0
+    return 2  # pragma: no cover - argparse requires a command
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""The simulated arbitrage bot: exchange helpers, price noise, scanner, simulator, executor.
+
+Built only from mevobs's public API, so it doubles as the reference example.
+Everything random comes from one ``random.Random(seed)`` consumed in a fixed
+order (the bot awaits each step in turn), so a seed fixes every count and
+every wei of profit; only wall-clock durations vary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import mevobs
+from mevobs.demo._amm import CurvePool, Pool, V2Pool, V3Pool, sqrt_price_x96
+from mevobs.demo._chain import GWEI, Chain, Node, RpcError
+
+WETH = "WETH"
+USDC = "USDC"
+USDT = "USDT"
+ETH_USD = 3_000
+E18 = 10**18
+E6 = 10**6
+SWAP_GAS = {
+    "uniswap_v2": 110_000,
+    "sushiswap": 115_000,
+    "camelot": 420_000,
+    "uniswap_v3": 135_000,
+    "curve": 160_000,
+}
+
+
+def make_pools() -> dict[str, Pool]:
+    """The demo's markets: V2 forks, a V3 pool and a Curve pool on Ethereum, Camelot on Arbitrum."""
+    v3_price = ETH_USD * E6 / E18  # USDT base units per wei
+    sp = sqrt_price_x96(v3_price)
+    return {
+        "uniswap_v2": V2Pool("uniswap_v2", "ethereum", WETH, USDC, 4_000 * E18, 12_000_000 * E6),
+        "sushiswap": V2Pool("sushiswap", "ethereum", WETH, USDC, 1_500 * E18, 4_500_000 * E6),
+        "uniswap_v3": V3Pool(
+            "uniswap_v3",
+            "ethereum",
+            WETH,
+            USDT,
+            liquidity=3 * 10**16,
+            sqrt_price_x96=sp,
+            sqrt_lower_x96=sp * 9 // 10,
+            sqrt_upper_x96=sp * 11 // 10,
+        ),
+        "curve": CurvePool("curve", "ethereum", USDC, USDT, 20_000_000 * E6, 20_000_000 * E6),
+        "camelot": V2Pool("camelot", "arbitrum", WETH, USDC, 800 * E18, 2_400_000 * E6),
+        "uniswap_v2_arb": V2Pool("uniswap_v2", "arbitrum", WETH, USDC, 1_200 * E18, 3_600_000 * E6),
+    }
+
+
+# Token cycles starting and ending in WETH: (pool key, token in) for each leg.
+CYCLES: dict[str, Sequence[tuple[str, str]]] = {
+    "v2_v2": (("uniswap_v2", WETH), ("sushiswap", USDC)),
+    "v2_v2_rev": (("sushiswap", WETH), ("uniswap_v2", USDC)),
+    "tri_curve": (("uniswap_v2", WETH), ("curve", USDC), ("uniswap_v3", USDT)),
+    "tri_curve_rev": (("uniswap_v3", WETH), ("curve", USDT), ("sushiswap", USDC)),
+    "arb_l2": (("camelot", WETH), ("uniswap_v2_arb", USDC)),
+    "arb_l2_rev": (("uniswap_v2_arb", WETH), ("camelot", USDC)),
+}
+STRATEGY = {
+    "v2_v2": "cross_dex",
+    "v2_v2_rev": "cross_dex",
+    "tri_curve": "triangular",
+    "tri_curve_rev": "triangular",
+    "arb_l2": "cross_dex_l2",
+    "arb_l2_rev": "cross_dex_l2",
+}
+
+
+def other(pool: Pool, token: str) -> str:
+    return pool.token1 if token == pool.token0 else pool.token0
+
+
+@dataclass
+class Opportunity:
+    cycle: str
+    chain: str
+    amount_in: int
+    expected_out: int
+    legs: Sequence[tuple[str, str]]
+
+    @property
+    def gross_wei(self) -> int:
+        return self.expected_out - self.amount_in
+
+
+async def with_retries(call: Callable[[], Any], attempts: int = 3) -> Any:
+    """Retry rate-limited and timed-out RPC calls (each attempt is its own rpc span)."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except (RpcError, TimeoutError):
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Bot:
+    """One arbitrage bot over the demo's pools."""
+
+    rng: random.Random
+    node: Node
+    pools: dict[str, Pool] = field(default_factory=make_pools)
+    wrappers: dict[str, Any] = field(default_factory=dict)
+    #: Opportunities per funnel stage, as recorded on mev.opportunities.
+    funnel: dict[str, int] = field(default_factory=dict)
+    #: Net profit and gas of every finished root operation, exact in wei.
+    net_profit_wei: int = 0
+    gas_spent_wei: int = 0
+
+    def _stage(self, op: mevobs.Operation, stage: str) -> None:
+        op.record_opportunity(stage)
+        self.funnel[stage] = self.funnel.get(stage, 0) + 1
+
+    def _book(self, op: mevobs.Operation) -> None:
+        """Add a finished root operation to the ledger (its figures are final now)."""
+        self.net_profit_wei += op.net_profit_wei or 0
+        self.gas_spent_wei += op.total_gas_cost_wei
+
+    def _swap_helper(self, key: str) -> Any:
+        """The exchange helper of one pool: a swap decorated with mevobs.swap."""
+        pool = self.pools[key]
+        helper = self.wrappers.get(key)
+        if helper is not None:
+            return helper
+
+        @mevobs.swap(exchange=pool.exchange, chain=pool.chain, pool=pool.address)
+        async def swap(token_in: str, amount_in: int, expected_out: int) -> mevobs.SwapResult:
+            tx = await with_retries(
+                lambda: self.node.send_raw_transaction(pool.chain, SWAP_GAS[pool.exchange], b"\x02signed")
+            )
+            receipt = await with_retries(lambda: self.node.receipt(pool.chain, tx))
+            out = pool.swap(token_in, amount_in) if receipt["status"] == 1 else 0
+            return mevobs.SwapResult(
+                tx_hash=receipt["transactionHash"],
+                block_number=receipt["blockNumber"],
+                status=receipt["status"],
+                to=receipt["to"],
+                gas_used=receipt["gasUsed"],
+                effective_gas_price_wei=receipt["effectiveGasPrice"],
+                gas_used_for_l1=receipt.get("gasUsedForL1"),
+                token_in=token_in,
+                token_out=other(pool, token_in),
+                amount_in=amount_in,
+                amount_out=out,
+                expected_amount_out=expected_out,
+            )
+
+        self.wrappers[key] = swap
+        return swap
+
+    # ------------------------------------------------------------- market
+
+    def noise(self) -> None:
+        """Other traders move the prices: a random swap on every pool."""
+        for pool in self.pools.values():
+            token_in = pool.token0 if self.rng.random() < 0.5 else pool.token1
+            size = self.rng.lognormvariate(0, 1.0)
+            amount = int(size * (E18 if token_in == WETH else 2_000 * E6))
+            pool.swap(token_in, amount)
+
+    def quote_cycle(self, legs: Sequence[tuple[str, str]], amount_in: int) -> int:
+        amount = amount_in
+        for key, token in legs:
+            amount = self.pools[key].quote(token, amount)
+        return amount
+
+    def scan(self) -> list[Opportunity]:
+        """Best input per cycle by ternary search on integer amounts; keep the profitable ones."""
+        found = []
+        for name, legs in CYCLES.items():
+            lo, hi = 10**15, 200 * E18
+            for _ in range(60):
+                m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+                if self.quote_cycle(legs, m1) - m1 < self.quote_cycle(legs, m2) - m2:
+                    lo = m1
+                else:
+                    hi = m2
+            out = self.quote_cycle(legs, lo)
+            chain = self.pools[legs[0][0]].chain
+            if out - lo > 0:
+                found.append(Opportunity(name, chain, lo, out, legs))
+        return found
+
+    # ------------------------------------------------------------ execute
+
+    async def pursue(self, opp: Opportunity, base_fee_wei: int) -> None:
+        """Take one opportunity through the funnel: detected, simulated, submitted, included."""
+        strategy = STRATEGY[opp.cycle]
+        arb = None
+        try:
+            async with mevobs.arbitrage(strategy=strategy, chain=opp.chain) as arb:
+                await self._pursue(arb, opp, base_fee_wei)
+        finally:
+            if arb is not None:
+                self._book(arb)
+
+    async def _pursue(self, arb: mevobs.Operation, opp: Opportunity, base_fee_wei: int) -> None:
+        self._stage(arb, "detected")
+        gas_estimate = sum(SWAP_GAS[self.pools[k].exchange] for k, _ in opp.legs) * base_fee_wei
+        if opp.gross_wei <= gas_estimate:
+            self._stage(arb, "missed")
+            arb.set_outcome("skipped")
+            return
+        simulated = await with_retries(lambda: self.node.call(opp.chain, opp.expected_out))
+        self._stage(arb, "simulated")
+        arb.record_profit(expected_wei=simulated - opp.amount_in)
+        self._stage(arb, "submitted")
+        amount = opp.amount_in
+        for key, token in opp.legs:
+            expected = self.pools[key].quote(token, amount)
+            result = await self._swap_helper(key)(token, amount, expected)
+            if result.status == 0:
+                arb.record_tx(tx_hash=result.tx_hash, status=0)  # the bundle reverted
+                self._stage(arb, "missed")
+                return
+            amount = result.amount_out or 0
+        self._stage(arb, "included")
+        gross = amount - opp.amount_in
+        arb.record_profit(gross_wei=gross, usd=gross * ETH_USD / E18)
+        if gross > arb.total_gas_cost_wei:
+            self._stage(arb, "profitable")
+
+    async def manage_liquidity(self) -> None:
+        """Now and then, add to or remove from a pool (the liquidity operations)."""
+        key = self.rng.choice(("uniswap_v2", "sushiswap", "uniswap_v3", "curve"))
+        pool = self.pools[key]
+        action: Literal["add", "remove"] = "add" if self.rng.random() < 0.6 else "remove"
+        op = None
+        try:
+            async with mevobs.liquidity(exchange=pool.exchange, action=action, chain=pool.chain) as op:
+                await self._liquidity(op, pool, action)
+        finally:
+            if op is not None:
+                self._book(op)
+
+    async def _liquidity(self, op: mevobs.Operation, pool: Pool, action: str) -> None:
+        tx = await with_retries(lambda: self.node.send_raw_transaction(pool.chain, 180_000, b"\x02lp"))
+        receipt = await with_retries(lambda: self.node.receipt(pool.chain, tx))
+        op.record_tx(
+            tx_hash=receipt["transactionHash"], block_number=receipt["blockNumber"], status=receipt["status"]
+        )
+        op.record_gas(gas_used=receipt["gasUsed"], effective_gas_price_wei=receipt["effectiveGasPrice"])
+        if receipt["status"] != 1:
+            return
+        if action == "add":
+            a0 = 5 * E18 if pool.token0 == WETH else 10_000 * E6
+            a1 = 20_000 * E6 if pool.token0 == WETH else a0
+            used0, used1, minted = pool.add_liquidity(a0, a1)
+            op.record_liquidity(pool=pool.address, amount0=used0, amount1=used1, liquidity=minted)
+        else:
+            units = getattr(pool, "total_supply", 0) or getattr(pool, "liquidity", 0)
+            amount0, amount1 = pool.remove_liquidity(units // 1000)
+            op.record_liquidity(pool=pool.address, amount0=amount0, amount1=amount1, liquidity=units // 1000)
+
+    async def tick(self, chains: dict[str, Chain]) -> None:
+        """One block: prices move, the bot scans and pursues what it finds."""
+        for chain in chains.values():
+            chain.next_block(self.rng)
+        self.noise()
+        try:
+            await with_retries(lambda: self.node.block_number("ethereum"))
+        except (RpcError, TimeoutError):
+            return  # no fresh block: skip this tick
+        for opp in self.scan():
+            # A failed arbitrage is recorded as such; the bot moves on.
+            with contextlib.suppress(RpcError, TimeoutError):
+                await self.pursue(opp, chains[opp.chain].base_fee_wei)
+        if self.rng.random() < 0.25:
+            with contextlib.suppress(RpcError, TimeoutError):
+                await self.manage_liquidity()
+
+
+def make_chains() -> dict[str, Chain]:
+    return {
+        "ethereum": Chain("ethereum", base_fee_wei=12 * GWEI),
+        "arbitrum": Chain("arbitrum", base_fee_wei=GWEI // 100, l1_fee_per_tx_wei=40_000 * GWEI),
+    }

@@ -1,0 +1,140 @@
+"""Run the demo: configure mevobs, drive the bot block by block, print the summary.
+
+The number of blocks is fixed by ``--duration`` (one block per tick), and all
+randomness comes from ``--seed``: the same options give the same counts and
+the same profit, whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import mevobs
+from mevobs.demo._bot import ETH_USD, Bot, make_chains
+from mevobs.demo._chain import Node
+from mevobs.demo._summary import Tally, render
+
+TICK_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    duration: float = 15.0
+    seed: int = 1
+    exporter: str = "prometheus"
+    fail_rate: float = 0.0
+    metrics_port: int = 9464
+    log_stdout: bool = False
+    log_path: Path | None = None
+    time_scale: float = 1.0  # scales simulated RPC latency (tests use less)
+
+    @property
+    def blocks(self) -> int:
+        return max(1, round(self.duration / TICK_SECONDS))
+
+
+@dataclass
+class DemoResult:
+    blocks: int
+    tally: Tally
+    bot: Bot
+    summary: str
+    log_path: Path
+
+
+def _progress(out: TextIO, done: int, total: int, tally: Tally, bot: Bot) -> None:
+    line = (
+        f"\rblock {done}/{total}  ops {tally.total()}  "
+        f"arbs {tally.total(kind='arbitrage')}  net {mevobs.wei_to_eth(bot.net_profit_wei):+.5f} ETH  "
+        f"rate-limited {tally.total(kind='rpc', outcome='rate_limited')}"
+    )
+    out.write(line)
+    out.flush()
+
+
+async def _drive(options: DemoOptions, bot: Bot, node: Node, tally: Tally, out: TextIO) -> int:
+    """Run the blocks; returns how many ran (fewer if interrupted)."""
+    chains = make_chains()
+    node.chains = chains
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    done = 0
+    started = time.monotonic()
+    for block in range(options.blocks):
+        if stop.is_set():
+            break
+        await bot.tick(chains)
+        done = block + 1
+        _progress(out, done, options.blocks, tally, bot)
+        # Pace blocks to wall-clock ticks; a slow tick just runs late, never changes what happens.
+        delay = started + done * TICK_SECONDS * options.time_scale - time.monotonic()
+        if delay > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    out.write("\n")
+    return done
+
+
+def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> DemoResult:
+    """Run the simulated bot with telemetry exported as the options say."""
+    log_path = options.log_path or Path.cwd() / f"mevobs-demo-{options.seed}.jsonl"
+    settings: dict[str, object] = {
+        "service_name": "mevobs-demo",
+        "log_destination": "stdout" if options.log_stdout else "none",
+        "log_level": "INFO",
+    }
+    if options.exporter == "prometheus":
+        settings.update(exporter="prometheus", metrics_port=options.metrics_port)
+    else:
+        settings.update(exporter=options.exporter)
+        if options.exporter in ("otlp", "otlp-http") and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            settings["endpoint"] = os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    telemetry = mevobs.configure(**settings)
+    logger = logging.getLogger("mevobs")
+    file_handler = logging.FileHandler(log_path, encoding="utf-8")
+    file_handler.setFormatter(mevobs.JsonFormatter("mevobs-demo"))
+    tally = Tally()
+    logger.addHandler(file_handler)
+    logger.addHandler(tally)
+    err.write(f"mevobs demo: seed {options.seed}, {options.blocks} blocks, exporter {options.exporter}\n")
+    if options.exporter == "prometheus":
+        err.write(f"metrics: http://127.0.0.1:{options.metrics_port}/metrics\n")
+    err.write(f"logs: {log_path}\n")
+    rng = random.Random(options.seed)
+    node = Node(
+        rng,
+        chains={},
+        time_scale=options.time_scale,
+        fail_rate=options.fail_rate,
+        rate_limit_p=0.03 + options.fail_rate * 0.1,
+        timeout_p=0.01 + options.fail_rate * 0.05,
+    )
+    bot = Bot(rng, node)
+    try:
+        done = asyncio.run(_drive(options, bot, node, tally, err))
+    except KeyboardInterrupt:
+        done = -1
+    finally:
+        logger.removeHandler(file_handler)
+        logger.removeHandler(tally)
+        file_handler.close()
+        telemetry.force_flush(2)
+    summary = render(
+        tally, gas_wei=bot.gas_spent_wei, net_wei=bot.net_profit_wei, eth_usd=ETH_USD, funnel=bot.funnel
+    )
+    out.write(summary + "\n")
+    out.flush()
+    return DemoResult(done, tally, bot, summary, log_path)

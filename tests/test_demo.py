@@ -1,0 +1,175 @@
+"""The demo: exact AMM math, a deterministic bot, its summary, its /metrics and its CLI."""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import mevobs
+from mevobs.demo import DemoOptions, run_demo
+from mevobs.demo._amm import Q96, CurvePool, V2Pool, V3Pool, sqrt_price_x96
+
+E18 = 10**18
+E6 = 10**6
+
+
+class TestAmmMath:
+    def test_v2_matches_uniswap_get_amount_out(self) -> None:
+        pool = V2Pool("uniswap_v2", "ethereum", "WETH", "USDC", 1_000 * E18, 3_000_000 * E6)
+        amount_in = 10 * E18
+        expected = amount_in * 997 * 3_000_000 * E6 // (1_000 * E18 * 1000 + amount_in * 997)
+        assert pool.quote("WETH", amount_in) == expected
+        k_before = pool.reserve0 * pool.reserve1
+        pool.swap("WETH", amount_in)
+        assert pool.reserve0 * pool.reserve1 >= k_before  # fees only ever grow k
+
+    def test_v2_liquidity_round_trip(self) -> None:
+        pool = V2Pool("uniswap_v2", "ethereum", "WETH", "USDC", 1_000 * E18, 3_000_000 * E6)
+        used0, used1, minted = pool.add_liquidity(10 * E18, 30_000 * E6)
+        back0, back1 = pool.remove_liquidity(minted)
+        assert back0 <= used0 and back1 <= used1
+        assert used0 - back0 < 10**6 and used1 - back1 < 10
+
+    def test_v3_within_tick_swap_moves_price_and_pays_out_fairly(self) -> None:
+        price = 3_000 * E6 / E18
+        sp = sqrt_price_x96(price)
+        pool = V3Pool("uniswap_v3", "ethereum", "WETH", "USDT", 10**17, sp, sp * 9 // 10, sp * 11 // 10)
+        out = pool.swap("WETH", E18)
+        assert pool.sqrt_price_x96 < sp  # selling token0 lowers its price
+        assert 2_900 * E6 < out < 3_000 * E6  # close to the mid price, less fee and impact
+        out_back = pool.swap("USDT", out)
+        assert out_back < E18  # a round trip loses the fees
+
+    def test_v3_never_leaves_its_range(self) -> None:
+        sp = sqrt_price_x96(3_000 * E6 / E18)
+        pool = V3Pool("uniswap_v3", "ethereum", "WETH", "USDT", 10**15, sp, sp * 9 // 10, sp * 11 // 10)
+        pool.swap("WETH", 10**6 * E18)
+        assert pool.sqrt_price_x96 == sp * 9 // 10
+        assert pool.sqrt_price_x96 < Q96
+
+    def test_curve_trades_near_one_to_one_at_balance(self) -> None:
+        pool = CurvePool("curve", "ethereum", "USDC", "USDT", 10_000_000 * E6, 10_000_000 * E6)
+        out = pool.quote("USDC", 100_000 * E6)
+        assert 99_900 * E6 < out < 100_000 * E6  # stableswap: tiny impact, 4 bp fee
+        skewed = CurvePool("curve", "ethereum", "USDC", "USDT", 19_000_000 * E6, 1_000_000 * E6)
+        assert skewed.quote("USDC", 100_000 * E6) < out  # imbalance costs more
+
+
+def _run(seed: int, fail_rate: float = 0.0, **kw: object) -> tuple[str, object]:
+    out, err = io.StringIO(), io.StringIO()
+    result = run_demo(
+        DemoOptions(duration=3, seed=seed, exporter="none", fail_rate=fail_rate, time_scale=0.02, **kw),  # type: ignore[arg-type]
+        out=out,
+        err=err,
+    )
+    mevobs.shutdown()
+    return out.getvalue(), result
+
+
+def _counts(summary: str) -> list[str]:
+    """Summary lines without the wall-clock latency columns."""
+    lines = []
+    for line in summary.splitlines():
+        parts = line.split()
+        lines.append(
+            " ".join(parts[:6]) if parts and parts[0] in ("arbitrage", "swap", "rpc", "liquidity") else line
+        )
+    return lines
+
+
+def test_same_seed_same_counts_and_profit(tmp_path: Path) -> None:
+    first, r1 = _run(7, log_path=tmp_path / "a.jsonl")
+    second, r2 = _run(7, log_path=tmp_path / "b.jsonl")
+    assert _counts(first) == _counts(second)
+    assert r1.bot.net_profit_wei == r2.bot.net_profit_wei  # type: ignore[attr-defined]
+    third, _ = _run(8, log_path=tmp_path / "c.jsonl")
+    assert _counts(third) != _counts(first)
+
+
+def test_summary_shows_rates_profit_and_capture(tmp_path: Path) -> None:
+    summary, result = _run(3, fail_rate=0.5, log_path=tmp_path / "d.jsonl")
+    for label in (
+        "success rate",
+        "failure rate",
+        "revert rate",
+        "gas spent",
+        "net profit",
+        "capture rate",
+        "rate-limited RPC",
+    ):
+        assert label in summary
+    revert = float(re.search(r"revert rate\s+([\d.]+)%", summary).group(1))  # type: ignore[union-attr]
+    assert revert > 0
+    lines = (tmp_path / "d.jsonl").read_text().splitlines()
+    assert len(lines) == result.tally.total()  # type: ignore[attr-defined]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_metrics_endpoint_counts_equal_the_printed_counts(tmp_path: Path) -> None:
+    port = _free_port()
+    out = io.StringIO()
+    result = run_demo(
+        DemoOptions(
+            duration=2,
+            seed=5,
+            exporter="prometheus",
+            metrics_port=port,
+            fail_rate=0.5,
+            time_scale=0.02,
+            log_path=tmp_path / "m.jsonl",
+        ),
+        out=out,
+        err=io.StringIO(),
+    )
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        mevobs.shutdown()
+    counts = [
+        float(v) for v in re.findall(r"^mev_operation_duration_seconds_count\{[^}]*\} (\S+)$", body, re.M)
+    ]
+    assert sum(counts) == result.tally.total()
+    assert 'mev_outcome="reverted"' in body
+    assert "mev_gas_cost_ETH_total" in body and "mev_opportunities_total" in body
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--exporter", "zipkin"], "invalid choice"),
+        (["demo", "--duration", "-5"], "positive number"),
+        (["demo", "--fail-rate", "2"], "between 0 and 1"),
+    ],
+)
+def test_bad_cli_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "mevobs", *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_busy_port_is_one_line_and_exit_2() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "mevobs", "demo", "--metrics-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"mevobs: error: port {port} on 127.0.0.1 is busy; pass --metrics-port"
