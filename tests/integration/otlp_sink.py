@@ -32,7 +32,7 @@ class Sink(
         self.port = 0
 
     # -- the three OTLP services
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - one name for all three
+    def Export(self, request: Any, context: Any) -> Any:
         with self.lock:
             if isinstance(request, trace_service_pb2.ExportTraceServiceRequest):
                 self.traces.append(request)

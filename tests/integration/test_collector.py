@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import warnings
 
 import pytest
+from tests.integration.conftest import Rotel
+from tests.integration.otlp_sink import Sink, attrs
 
 import mevobs
 from mevobs import semconv
-from tests.integration.conftest import Rotel
-from tests.integration.otlp_sink import Sink, attrs
 
 pytestmark = pytest.mark.integration
 GWEI = 10**9
@@ -46,10 +47,8 @@ def workload(exchange: str = "uniswap_v2") -> None:
         mevobs.current_operation().record_opportunity("detected")
         await leg(1)
         await leg(2)
-        try:
+        with contextlib.suppress(RateLimited):
             await call()
-        except RateLimited:
-            pass
         mevobs.current_operation().record_profit(gross_wei=10**16)
 
     asyncio.run(arb())
