@@ -173,3 +173,22 @@ def test_busy_port_is_one_line_and_exit_2() -> None:
         )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"mevobs: error: port {port} on 127.0.0.1 is busy; pass --metrics-port"
+
+
+def test_ctrl_c_stops_cleanly_with_summary_and_exit_0(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mevobs", "demo", "--duration", "60", "--exporter", "none"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "capture rate" in out and "Traceback" not in err
+    assert (tmp_path / "mevobs-demo-1.jsonl").stat().st_size > 0

@@ -96,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.exit(
                 2, f"mevobs: error: port {args.metrics_port} on 127.0.0.1 is busy; pass --metrics-port\n"
             )
+        import mevobs
         from mevobs.demo import DemoOptions, run_demo
 
         run_demo(
@@ -108,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log_stdout=args.log_stdout,
             )
         )
+        mevobs.shutdown(timeout_seconds=5)  # flush and stop the exporters before exiting
         return 0
     return 2  # pragma: no cover - argparse requires a command
 

@@ -53,12 +53,16 @@ class DemoResult:
 
 
 def _progress(out: TextIO, done: int, total: int, tally: Tally, bot: Bot) -> None:
+    """Redraw one status line on a terminal; elsewhere (logs, CI) print one every 20 blocks."""
+    tty = out.isatty()
+    if not tty and done % 20 and done != total:
+        return
     line = (
-        f"\rblock {done}/{total}  ops {tally.total()}  "
+        f"{chr(13) if tty else ''}block {done}/{total}  ops {tally.total()}  "
         f"arbs {tally.total(kind='arbitrage')}  net {mevobs.wei_to_eth(bot.net_profit_wei):+.5f} ETH  "
         f"rate-limited {tally.total(kind='rpc', outcome='rate_limited')}"
     )
-    out.write(line)
+    out.write(line if tty else line + "\n")
     out.flush()
 
 
@@ -84,7 +88,8 @@ async def _drive(options: DemoOptions, bot: Bot, node: Node, tally: Tally, out: 
         if delay > 0:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-    out.write("\n")
+    if out.isatty():
+        out.write("\n")
     return done
 
 
