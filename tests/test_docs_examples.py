@@ -49,3 +49,16 @@ def test_quickstart_example_prints_its_telemetry() -> None:
     assert '"mev.operation.duration"' in proc.stdout or "mev.operation.duration" in proc.stdout
     assert '"logger":"mevobs"' in proc.stdout
     assert "[REDACTED]" in proc.stdout and "0123456789abcdef0123456789abcdef" not in proc.stdout
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "examples").glob("*.py")))
+def test_every_example_runs(script: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "s3cr3tKeyInTheUrl0123" not in proc.stdout + proc.stderr
