@@ -159,3 +159,25 @@ def test_collector_restart_mid_run(rotel: Rotel, sink: Sink) -> None:
             if m.name == semconv.OPERATION_DURATION.name
         )
     )
+
+
+def test_demo_exports_otlp_when_the_endpoint_is_set(
+    rotel: Rotel, sink: Sink, monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    """`mevobs demo` with OTEL_EXPORTER_OTLP_ENDPOINT set sends OTLP to the collector."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{rotel.grpc_port}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mevobs", "demo", "--duration", "2", "--seed", "4"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(tmp_path),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "exporter otlp" in proc.stderr
+    assert sink.wait_for(lambda: any(s.name.startswith("arbitrage ") for s in sink.spans()))
+    assert sink.wait_for(lambda: any(m.name == "mev.opportunities" for m, _ in sink.metric_points()))
+    assert sink.wait_for(lambda: any(True for _ in sink.log_records()))
