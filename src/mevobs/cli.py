@@ -6,11 +6,12 @@ import argparse
 import importlib.util
 import socket
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import NoReturn, TypeVar
 
 from mevobs._version import __version__
 
+T = TypeVar("T")
 EXPORTERS = ("prometheus", "otlp", "otlp-http", "console", "none")
 
 
@@ -21,34 +22,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value != value:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
+def _checked(convert: Callable[[str], T], ok: Callable[[T], bool], requirement: str) -> Callable[[str], T]:
+    """An argparse type: convert the text, then check it, with a one-line reason on failure."""
+
+    def parse(text: str) -> T:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{requirement}, got {text}")
+        return value
+
+    return parse
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {text}")
-    return value
+_positive_seconds = _checked(float, lambda v: 0 < v < float("inf"), "must be a positive number of seconds")
+_rate = _checked(float, lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1")
+_port = _checked(int, lambda v: 1 <= v <= 65535, "must be between 1 and 65535")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mevobs {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     demo = sub.add_parser("demo", help="run a simulated arbitrage bot instrumented with mevobs")
-    demo.add_argument("--duration", type=_non_negative, default=15.0, help="seconds to run (default 15)")
+    demo.add_argument("--duration", type=_positive_seconds, default=15.0, help="seconds to run (default 15)")
     demo.add_argument("--seed", type=int, default=1, help="random seed; same seed, same run (default 1)")
     demo.add_argument(
         "--exporter",
