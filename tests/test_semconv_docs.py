@@ -74,6 +74,9 @@ def test_prometheus_names_match_the_real_exporter() -> None:
             op.record_opportunity("detected")
         with mevobs.arbitrage(strategy="s") as op:
             op.record_profit(gross_wei=-(10**18), usd=-3000)
+        mevobs.record_pool_liquidity("WETH/USDC", 1_000_000, exchange="uniswap_v3", chain="ethereum")
+        mevobs.record_price_deviation("WETH/USDC", 12.5, exchange="uniswap_v3", chain="ethereum")
+        mevobs.record_security_event("manual", "test", chain="ethereum")
         STATE.dropped("invalid_value")
         exposed = {
             line.split("{")[0].split(" ")[0]

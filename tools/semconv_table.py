@@ -1,10 +1,14 @@
-"""Print the tables of docs/semantic-conventions.md from mevobs.semconv.
+"""Rewrite the tables of docs/semantic-conventions.md from mevobs.semconv.
 
-Run ``python tools/semconv_table.py`` and paste the output between the
-markers in the docs page; ``tests/test_semconv_docs.py`` checks they agree.
+Run ``python tools/semconv_table.py`` after changing the contract (``--print``
+only prints them); ``tests/test_semconv_docs.py`` checks the page and the
+module agree.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 from mevobs import semconv
 
@@ -46,14 +50,33 @@ def attribute_rows() -> list[str]:
     names = {v: k for k, v in vars(semconv).items() if k.startswith("ATTR_") and isinstance(v, str)}
     for attr in semconv.METRIC_ATTRIBUTES:
         rows.append(f"| `{attr}` | metrics, spans, logs | bounded | {_doc(names[attr])} |")
-    for attr in (semconv.ATTR_SLIPPAGE_DIRECTION, semconv.ATTR_OPPORTUNITY_STAGE, semconv.ATTR_DROP_REASON):
+    for attr in (
+        semconv.ATTR_SLIPPAGE_DIRECTION,
+        semconv.ATTR_OPPORTUNITY_STAGE,
+        semconv.ATTR_POOL,
+        semconv.ATTR_SECURITY_KIND,
+        semconv.ATTR_DROP_REASON,
+    ):
         rows.append(f"| `{attr}` | one metric (see above) | fixed set | {_doc(names[attr])} |")
     for attr in semconv.SPAN_ONLY_ATTRIBUTES:
         rows.append(f"| `{attr}` | spans, logs only | unbounded | {_doc(names[attr])} |")
     return rows
 
 
+def rewrite(path: Path) -> None:
+    """Replace what lies between each table's start and end markers in ``path``."""
+    text = path.read_text()
+    for name, rows in (("metrics", metric_rows()), ("attributes", attribute_rows())):
+        head, rest = text.split(f"<!-- {name}:start -->", 1)
+        _, tail = rest.split(f"<!-- {name}:end -->", 1)
+        text = f"{head}<!-- {name}:start -->\n" + "\n".join(rows) + f"\n<!-- {name}:end -->{tail}"
+    path.write_text(text)
+
+
 if __name__ == "__main__":
-    print("\n".join(metric_rows()))
-    print()
-    print("\n".join(attribute_rows()))
+    if "--print" in sys.argv:
+        print("\n".join(metric_rows()))
+        print()
+        print("\n".join(attribute_rows()))
+    else:
+        rewrite(Path(__file__).resolve().parents[1] / "docs" / "semantic-conventions.md")

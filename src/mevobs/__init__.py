@@ -10,6 +10,7 @@ from mevobs import semconv
 from mevobs._factories import arbitrage, liquidity, operation, rpc, swap
 from mevobs._logs import JsonFormatter, TextFormatter
 from mevobs._money import wei_to_eth
+from mevobs._observe import record_pool_liquidity, record_price_deviation, record_security_event
 from mevobs._operation import Operation, current_operation
 from mevobs._results import ArbitrageResult, LiquidityResult, SwapResult
 from mevobs._settings import Settings
@@ -35,6 +36,9 @@ __all__ = [
     "dropped_counts",
     "liquidity",
     "operation",
+    "record_pool_liquidity",
+    "record_price_deviation",
+    "record_security_event",
     "rpc",
     "semconv",
     "shutdown",

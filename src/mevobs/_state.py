@@ -21,7 +21,7 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import LoggerProvider, get_logger_provider
-from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider
+from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider, _Gauge
 from opentelemetry.trace import Tracer, TracerProvider
 
 from mevobs import semconv
@@ -46,8 +46,11 @@ class Instruments:
         "loss",
         "loss_usd",
         "opportunities",
+        "pool_liquidity",
+        "price_deviation",
         "profit",
         "profit_usd",
+        "security_events",
         "slippage",
     )
 
@@ -63,6 +66,9 @@ class Instruments:
         def counter(spec: semconv.MetricSpec) -> Counter:
             return meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
 
+        def gauge(spec: semconv.MetricSpec) -> _Gauge:
+            return meter.create_gauge(spec.name, unit=spec.unit, description=spec.description)
+
         self.duration = hist(semconv.OPERATION_DURATION, semconv.DURATION_BUCKETS)
         self.gas_used = hist(semconv.GAS_USED, semconv.GAS_BUCKETS)
         self.slippage = hist(semconv.SLIPPAGE, semconv.SLIPPAGE_BUCKETS)
@@ -73,6 +79,9 @@ class Instruments:
         self.loss_usd = counter(semconv.LOSS_USD)
         self.opportunities = counter(semconv.OPPORTUNITIES)
         self.dropped = counter(semconv.TELEMETRY_DROPPED)
+        self.security_events = counter(semconv.SECURITY_EVENTS)
+        self.pool_liquidity = gauge(semconv.POOL_LIQUIDITY)
+        self.price_deviation = gauge(semconv.PRICE_DEVIATION)
 
 
 class CardinalityLimiter:

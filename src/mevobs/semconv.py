@@ -49,6 +49,13 @@ ATTR_SLIPPAGE_DIRECTION: Final = "mev.slippage.direction"
 ATTR_OPPORTUNITY_STAGE: Final = "mev.opportunity.stage"
 """Funnel stage, one of :data:`OPPORTUNITY_STAGES`; only on ``mev.opportunities``."""
 
+ATTR_POOL: Final = "mev.pool"
+"""Pool name (e.g. ``WETH/USDC 0.05%``); only on ``mev.pool.liquidity`` and ``mev.price.deviation``,
+bounded by the cardinality cap: report the pools the bot watches, not every pool on chain."""
+
+ATTR_SECURITY_KIND: Final = "mev.security.kind"
+"""Security event kind, one of :data:`SECURITY_KINDS`; only on ``mev.security.events``."""
+
 ATTR_DROP_REASON: Final = "reason"
 """Why telemetry was dropped, one of :data:`DROP_REASONS`; only on ``mev.telemetry.dropped``."""
 
@@ -239,6 +246,16 @@ RPC_ERROR_TYPES: Final = (
 DROP_REASONS: Final = ("invalid_value", "invalid_attribute", "recorder_error", "export_failed", "queue_full")
 """Every value of the ``reason`` attribute on ``mev.telemetry.dropped``."""
 
+SECURITY_KINDS: Final = (
+    "abnormal_gas",
+    "unexpected_contract",
+    "tx_pattern",
+    "rpc_pattern",
+    "profit_deviation",
+    "manual",
+)
+"""Every value of ``mev.security.kind`` (``manual``: recorded by the bot itself)."""
+
 OTHER_VALUE: Final = "other"
 """What a metric attribute value becomes once its key has seen the cap of distinct values."""
 
@@ -289,6 +306,11 @@ def prometheus_name(name: str, unit: str, instrument: InstrumentKind) -> str:
     return base
 
 
+def prometheus_label(attribute: str) -> str:
+    """The Prometheus label name OpenTelemetry's exporters give a metric attribute."""
+    return _SANITIZE.sub("_", attribute)
+
+
 _OP_ATTRS = METRIC_ATTRIBUTES
 
 OPERATION_DURATION: Final = MetricSpec(
@@ -334,6 +356,27 @@ OPPORTUNITIES: Final = MetricSpec(
     "Opportunities by funnel stage (detected, simulated, submitted, included, profitable, missed).",
     (ATTR_OPERATION, ATTR_EXCHANGE, ATTR_CHAIN, ATTR_STRATEGY, ATTR_OPPORTUNITY_STAGE),
 )
+POOL_LIQUIDITY: Final = MetricSpec(
+    "mev.pool.liquidity",
+    "gauge",
+    "USD",
+    "Liquidity (TVL) of a pool the bot trades, in USD, as last reported.",
+    (ATTR_EXCHANGE, ATTR_CHAIN, ATTR_POOL),
+)
+PRICE_DEVIATION: Final = MetricSpec(
+    "mev.price.deviation",
+    "gauge",
+    "{bp}",
+    "Deviation of a pool's price from the bot's reference price, in basis points, as last reported.",
+    (ATTR_EXCHANGE, ATTR_CHAIN, ATTR_POOL),
+)
+SECURITY_EVENTS: Final = MetricSpec(
+    "mev.security.events",
+    "counter",
+    "{event}",
+    "Security anomalies detected (abnormal gas, unexpected contract, unusual patterns, profit deviation).",
+    (ATTR_SECURITY_KIND, ATTR_OPERATION, ATTR_EXCHANGE, ATTR_CHAIN),
+)
 TELEMETRY_DROPPED: Final = MetricSpec(
     "mev.telemetry.dropped",
     "counter",
@@ -352,6 +395,9 @@ METRICS: Final = (
     LOSS_USD,
     SLIPPAGE,
     OPPORTUNITIES,
+    POOL_LIQUIDITY,
+    PRICE_DEVIATION,
+    SECURITY_EVENTS,
     TELEMETRY_DROPPED,
 )
 """Every metric the core library emits."""
@@ -393,6 +439,10 @@ GAS_BUCKETS: Final = (
 
 SLIPPAGE_BUCKETS: Final = (0.0, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0)
 """Explicit bucket advice for ``mev.slippage`` (basis points)."""
+
+PROCESS_MEMORY_PROMETHEUS: Final = ("process_resident_memory_bytes", "process_memory_usage_bytes")
+"""Resident memory as Prometheus sees it: from prometheus_client's process collector
+(the embedded exporter) or OpenTelemetry's ``process.memory.usage`` (system metrics via a collector)."""
 
 SPAN_KIND_RPC: Final = "CLIENT"
 """Span kind of ``rpc`` operations; every other operation is INTERNAL."""

@@ -53,6 +53,8 @@ SHORT_NAMES = {
     "stage": semconv.ATTR_OPPORTUNITY_STAGE,
     "direction": semconv.ATTR_SLIPPAGE_DIRECTION,
     "reason": semconv.ATTR_DROP_REASON,
+    "pool": semconv.ATTR_POOL,
+    "kind": semconv.ATTR_SECURITY_KIND,
 }
 
 
@@ -165,6 +167,16 @@ class Captured:
     def counter_value(self, name: str, attributes: Mapping[str, Any] | None = None, **short: Any) -> float:
         """Sum of counter ``name`` over points whose attributes include the given ones."""
         return sum(p.value for p in self._matching(name, attributes, short) if isinstance(p, NumberDataPoint))
+
+    def gauge_value(
+        self, name: str, attributes: Mapping[str, Any] | None = None, **short: Any
+    ) -> float | None:
+        """Last value of gauge ``name`` for the one series matching the attributes
+        (``None`` when no series matches; ``LookupError`` when several do)."""
+        found = [p for p in self._matching(name, attributes, short) if isinstance(p, NumberDataPoint)]
+        if len(found) > 1:
+            raise LookupError(f"{len(found)} series of {name} match; give more attributes")
+        return found[0].value if found else None
 
     def histogram_count(self, name: str, attributes: Mapping[str, Any] | None = None, **short: Any) -> int:
         """Number of recordings of histogram ``name`` matching the attributes."""

@@ -75,6 +75,29 @@ STRATEGY = {
 }
 
 
+#: USD per base unit of each token (the bot's reference prices).
+USD_PER_UNIT = {WETH: ETH_USD / E18, USDC: 1 / E6, USDT: 1 / E6}
+
+
+def tvl_usd(pool: Pool) -> float:
+    """Value of what a pool holds (for V3, what its active range holds), at reference prices."""
+    if isinstance(pool, V2Pool):
+        amount0, amount1 = pool.reserve0, pool.reserve1
+    elif isinstance(pool, CurvePool):
+        amount0, amount1 = pool.balance0, pool.balance1
+    else:
+        sp, lo, hi = pool.sqrt_price_x96, pool.sqrt_lower_x96, pool.sqrt_upper_x96
+        amount0 = pool.liquidity * (1 << 96) * (hi - sp) // (sp * hi)
+        amount1 = pool.liquidity * (sp - lo) // (1 << 96)
+    return amount0 * USD_PER_UNIT[pool.token0] + amount1 * USD_PER_UNIT[pool.token1]
+
+
+def deviation_bp(pool: Pool) -> float:
+    """How far the pool's price of token0 is from the reference price, in basis points."""
+    reference = USD_PER_UNIT[pool.token0] / USD_PER_UNIT[pool.token1]
+    return (pool.price(pool.token0) / reference - 1) * 10_000
+
+
 def other(pool: Pool, token: str) -> str:
     return pool.token1 if token == pool.token0 else pool.token0
 
@@ -167,6 +190,13 @@ class Bot:
             size = self.rng.lognormvariate(0, 1.0)
             amount = int(size * (E18 if token_in == WETH else 2_000 * E6))
             pool.swap(token_in, amount)
+
+    def report_market(self) -> None:
+        """What a bot watches besides its trades: pool liquidity and price deviation."""
+        for pool in self.pools.values():
+            name = f"{pool.token0}/{pool.token1}"
+            mevobs.record_pool_liquidity(name, tvl_usd(pool), exchange=pool.exchange, chain=pool.chain)
+            mevobs.record_price_deviation(name, deviation_bp(pool), exchange=pool.exchange, chain=pool.chain)
 
     def quote_cycle(self, legs: Sequence[tuple[str, str]], amount_in: int) -> int:
         amount = amount_in
@@ -267,6 +297,7 @@ class Bot:
         for chain in chains.values():
             chain.next_block(self.rng)
         self.noise()
+        self.report_market()
         try:
             await with_retries(lambda: self.node.block_number("ethereum"))
         except (RpcError, TimeoutError):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import mevobs
+from mevobs import semconv
 
 GWEI = 10**9
 
@@ -60,8 +61,10 @@ class Node:
     timeout_p: float = 0.01
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    async def _latency(self, method: str) -> None:
+    async def _latency(self, method: str, chain: str) -> None:
         """Simulated network time; failures are decided by the RNG, not the clock."""
+        # The chain is an argument, not known at decoration: label the running rpc operation.
+        mevobs.current_operation().set_attribute(semconv.ATTR_CHAIN, chain)
         roll = self.rng.random()
         latency = self.rng.lognormvariate(-4.0, 0.6)  # ~18 ms median
         await asyncio.sleep(min(latency, 0.25) * self.time_scale)
@@ -72,18 +75,18 @@ class Node:
 
     @mevobs.rpc(method="eth_blockNumber", provider="sim://node-1")
     async def block_number(self, chain: str) -> int:
-        await self._latency("eth_blockNumber")
+        await self._latency("eth_blockNumber", chain)
         return self.chains[chain].block_number
 
     @mevobs.rpc(method="eth_call", provider="sim://node-1")
     async def call(self, chain: str, quote: int) -> int:
         """Simulate a transaction against the current state; returns the simulated output."""
-        await self._latency("eth_call")
+        await self._latency("eth_call", chain)
         return quote
 
     @mevobs.rpc(method="eth_sendRawTransaction", provider="sim://node-1")
     async def send_raw_transaction(self, chain: str, gas_estimate: int, raw: bytes) -> str:
-        await self._latency("eth_sendRawTransaction")
+        await self._latency("eth_sendRawTransaction", chain)
         c = self.chains[chain]
         c.nonce += 1
         tx_hash = "0x" + hashlib.sha256(f"{chain}/{c.nonce}".encode()).hexdigest()
@@ -108,5 +111,5 @@ class Node:
 
     @mevobs.rpc(method="eth_getTransactionReceipt", provider="sim://node-1")
     async def receipt(self, chain: str, tx_hash: str) -> dict[str, Any]:
-        await self._latency("eth_getTransactionReceipt")
+        await self._latency("eth_getTransactionReceipt", chain)
         return self.sent.pop(tx_hash)

@@ -1,0 +1,138 @@
+"""Observations outside any operation: pool liquidity, price deviation, security events.
+
+These are facts a bot learns while watching the market or itself, not timed
+calls, so they are plain functions. Like every recorder they accept bad values
+without raising: a bad value is counted under ``mev.telemetry.dropped``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from decimal import Decimal
+from typing import Any
+
+from opentelemetry import trace
+
+from mevobs import semconv
+from mevobs._scrub import scrub_value
+from mevobs._state import LOGGER, STATE
+
+_SECURITY_KINDS = frozenset(semconv.SECURITY_KINDS)
+_POOL_REQUIRED = (semconv.ATTR_EXCHANGE, semconv.ATTR_POOL)
+
+
+def _number(field: str, value: Any, *, allow_negative: bool) -> float | None:
+    """A finite float from an int, float or Decimal, else ``None`` (counted as dropped)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        STATE.dropped("invalid_value", f"{field}={type(value).__name__}")
+        return None
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        STATE.dropped("invalid_value", f"{field} out of range")
+        return None
+    if not math.isfinite(number) or (number < 0 and not allow_negative):
+        STATE.dropped("invalid_value", f"{field}={value!r}")
+        return None
+    return number
+
+
+def _labels(labels: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, str] | None:
+    """Bounded metric attributes: non-empty strings through the cardinality cap.
+
+    ``None`` leaves an optional label out; a required one must be given.
+    """
+    out: dict[str, str] = {}
+    for key, value in labels.items():
+        if value is None and key not in required:
+            continue
+        if not isinstance(value, str) or not value:
+            STATE.dropped("invalid_attribute", f"{key}={type(value).__name__}")
+            return None
+        out[key] = STATE.limiter.limit(key, value)
+    return out
+
+
+def record_pool_liquidity(pool: str, usd: Any, *, exchange: str, chain: str | None = None) -> None:
+    """Report a watched pool's liquidity (TVL) in USD: the ``mev.pool.liquidity`` gauge.
+
+    Feeds the low-liquidity warning alert. ``pool`` is a name from a bounded set
+    (the pools the bot trades), never a per-trade value.
+    """
+    try:
+        if not (STATE.live or STATE.check_live()):
+            return
+        value = _number("usd", usd, allow_negative=False)
+        labels = _labels(
+            {semconv.ATTR_EXCHANGE: exchange, semconv.ATTR_CHAIN: chain, semconv.ATTR_POOL: pool},
+            _POOL_REQUIRED,
+        )
+        if value is not None and labels is not None:
+            STATE.instruments.pool_liquidity.set(value, labels)
+    except Exception as exc:  # a broken meter must not reach the bot
+        STATE.dropped("recorder_error", f"record_pool_liquidity: {type(exc).__name__}")
+
+
+def record_price_deviation(pool: str, bp: Any, *, exchange: str, chain: str | None = None) -> None:
+    """Report how far a pool's price is from the bot's reference price, in basis points
+    (magnitude): the ``mev.price.deviation`` gauge, which feeds the price-deviation alert."""
+    try:
+        if not (STATE.live or STATE.check_live()):
+            return
+        value = _number("bp", bp, allow_negative=True)
+        labels = _labels(
+            {semconv.ATTR_EXCHANGE: exchange, semconv.ATTR_CHAIN: chain, semconv.ATTR_POOL: pool},
+            _POOL_REQUIRED,
+        )
+        if value is not None and labels is not None:
+            STATE.instruments.price_deviation.set(abs(value), labels)
+    except Exception as exc:
+        STATE.dropped("recorder_error", f"record_price_deviation: {type(exc).__name__}")
+
+
+def record_security_event(
+    kind: str,
+    message: str,
+    *,
+    critical: bool = False,
+    operation: str | None = None,
+    exchange: str | None = None,
+    chain: str | None = None,
+    **details: Any,
+) -> None:
+    """Record a security anomaly: the ``mev.security.events`` counter, an event on the
+    current span and a log record at WARNING (CRITICAL when ``critical``).
+
+    ``kind`` is one of :data:`mevobs.semconv.SECURITY_KINDS` (``manual`` for a bot's
+    own checks). ``details`` (addresses, amounts) go on the span event and the log,
+    never on the metric; secrets among them are scrubbed.
+    """
+    try:
+        if kind not in _SECURITY_KINDS:
+            STATE.dropped("invalid_attribute", f"{semconv.ATTR_SECURITY_KIND}={kind!r}")
+            return
+        context = {
+            semconv.ATTR_OPERATION: operation,
+            semconv.ATTR_EXCHANGE: exchange,
+            semconv.ATTR_CHAIN: chain,
+        }
+        attrs: dict[str, Any] = {semconv.ATTR_SECURITY_KIND: kind}
+        attrs.update({k: v for k, v in context.items() if isinstance(v, str) and v})
+        for key, value in details.items():
+            if isinstance(value, (str, bool, int, float)):
+                attrs[key] = scrub_value(key, value) if STATE.scrub else value
+            else:
+                attrs[key] = str(value)
+        if STATE.live or STATE.check_live():
+            labels = _labels({semconv.ATTR_SECURITY_KIND: kind, **context})
+            if labels is not None:
+                STATE.instruments.security_events.add(1, labels)
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.add_event("mev.security", attrs)
+        level = logging.CRITICAL if critical else logging.WARNING
+        if LOGGER.isEnabledFor(level):
+            LOGGER.log(level, "security: %s: %s", kind, message, extra={"mevobs": attrs}, stacklevel=2)
+    except Exception as exc:
+        STATE.dropped("recorder_error", f"record_security_event: {type(exc).__name__}")
