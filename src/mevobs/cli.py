@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
 
 from mevobs._version import __version__
+from mevobs.alerts import _cli as alerts_cli
 
 T = TypeVar("T")
 EXPORTERS = ("prometheus", "otlp", "otlp-http", "console", "none")
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=_port, default=9464, help="Prometheus /metrics port on 127.0.0.1"
     )
     demo.add_argument("--log-stdout", action="store_true", help="also print the JSON log lines")
+    alerts_cli.add_parsers(sub)
     return parser
 
 
@@ -102,6 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         mevobs.shutdown(timeout_seconds=5)  # flush and stop the exporters before exiting
         return 0
+    if args.command in alerts_cli.COMMANDS:
+        from mevobs.alerts import AlertSettingsError
+
+        try:
+            return alerts_cli.run(args)
+        except AlertSettingsError as exc:
+            parser.exit(2, f"mevobs: error: {exc}\n")
+        except OSError as exc:
+            parser.exit(2, f"mevobs: error: cannot write {exc.filename or args.output}: {exc.strerror}\n")
     return 2  # pragma: no cover - argparse requires a command
 
 
