@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import time
 import typing
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.integration.otlp_sink import Sink
@@ -119,3 +123,110 @@ def rotel(sink: Sink, tmp_path: Path) -> Iterator[Rotel]:
 
 def prometheus_binary() -> str | None:
     return shutil.which("prometheus")
+
+
+def alertmanager_binary() -> str | None:
+    # Debian names the binary prometheus-alertmanager; upstream tarballs, alertmanager.
+    return shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def _get_json(url: str) -> Any:
+    return json.loads(urllib.request.urlopen(url, timeout=5).read())
+
+
+class Prometheus:
+    """A real Prometheus scraping one target every second, optionally evaluating
+    rule files and sending alerts to an Alertmanager."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        scrape_port: int,
+        rule_files: list[Path] | None = None,
+        alertmanager_port: int | None = None,
+    ) -> None:
+        binary = prometheus_binary()
+        assert binary is not None
+        self.port = free_port()
+        config: dict[str, Any] = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [
+                {"job_name": "mevobs-demo", "static_configs": [{"targets": [f"127.0.0.1:{scrape_port}"]}]}
+            ],
+        }
+        if rule_files:
+            config["rule_files"] = [str(p) for p in rule_files]
+        if alertmanager_port:
+            config["alerting"] = {
+                "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]
+            }
+        path = workdir / "prometheus.yml"
+        path.write_text(json.dumps(config))  # JSON is YAML
+        with (workdir / "prometheus.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={path}",
+                    f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_port(self.port, 30)
+
+    def api(self, path: str, **params: str) -> Any:
+        url = f"http://127.0.0.1:{self.port}/api/v1/{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        body = _get_json(url)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        return list(self.api("query", query=expr)["result"])
+
+    def value(self, expr: str) -> float | None:
+        result = self.query(expr)
+        return float(result[0]["value"][1]) if result else None
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+class Alertmanager:
+    """A real Alertmanager, single node, on 127.0.0.1."""
+
+    def __init__(self, workdir: Path, config: Path) -> None:
+        binary = alertmanager_binary()
+        assert binary is not None
+        self.port = free_port()
+        with (workdir / "alertmanager.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.path={workdir / 'alertmanager-data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--cluster.listen-address=",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_port(self.port, 30)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return list(_get_json(f"http://127.0.0.1:{self.port}/api/v2/alerts"))
+
+    def stop(self) -> None:
+        _stop(self.proc)

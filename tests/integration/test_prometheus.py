@@ -3,64 +3,17 @@
 from __future__ import annotations
 
 import io
-import json
-import subprocess
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from tests.integration.conftest import free_port, missing, prometheus_binary, wait_port
+from tests.integration.conftest import Prometheus, free_port, missing, prometheus_binary
 
 import mevobs
 from mevobs.demo import DemoOptions, run_demo
 
 pytestmark = pytest.mark.integration
-
-
-class Prometheus:
-    def __init__(self, target_port: int, workdir: Path) -> None:
-        self.port = free_port()
-        config = workdir / "prometheus.yml"
-        config.write_text(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-            "scrape_configs:\n  - job_name: mevobs-demo\n"
-            f"    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
-        )
-        binary = prometheus_binary()
-        assert binary is not None
-        with (workdir / "prometheus.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={workdir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_port(self.port, 30)
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        body = json.loads(urllib.request.urlopen(url, timeout=5).read())
-        assert body["status"] == "success", body
-        return list(body["data"]["result"])
-
-    def value(self, expr: str) -> float | None:
-        result = self.query(expr)
-        return float(result[0]["value"][1]) if result else None
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 @pytest.fixture
@@ -72,7 +25,7 @@ def demo_port() -> int:
 def prometheus(demo_port: int, tmp_path: Path) -> Iterator[Prometheus]:
     if prometheus_binary() is None:
         missing("prometheus (apt-get install prometheus)")
-    server = Prometheus(demo_port, tmp_path)
+    server = Prometheus(tmp_path, scrape_port=demo_port)
     yield server
     server.stop()
 
