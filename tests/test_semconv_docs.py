@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -77,6 +78,21 @@ def test_prometheus_names_match_the_real_exporter() -> None:
         mevobs.record_pool_liquidity("WETH/USDC", 1_000_000, exchange="uniswap_v3", chain="ethereum")
         mevobs.record_price_deviation("WETH/USDC", 12.5, exchange="uniswap_v3", chain="ethereum")
         mevobs.record_security_event("manual", "test", chain="ethereum")
+        mevobs.record_exposure("WETH", 12, chain="ethereum")
+        _breaker = mevobs.CircuitBreaker("semconv-test")  # held: breakers are weakly registered
+        with mevobs.HealthServer(port=0, checks={}, interval=None) as server:
+            mevobs.register_health_check("node", lambda: True, exchange="uniswap_v2", chain="ethereum")
+            try:
+                server.run_checks()
+            finally:
+                mevobs.unregister_health_check("node")
+
+        async def lag() -> None:
+            task = mevobs.watch_event_loop(0.001)
+            await asyncio.sleep(0.01)
+            task.cancel()
+
+        asyncio.run(lag())
         STATE.dropped("invalid_value")
         exposed = {
             line.split("{")[0].split(" ")[0]

@@ -55,6 +55,8 @@ def attribute_rows() -> list[str]:
         semconv.ATTR_OPPORTUNITY_STAGE,
         semconv.ATTR_POOL,
         semconv.ATTR_SECURITY_KIND,
+        semconv.ATTR_CIRCUIT,
+        semconv.ATTR_TOKEN,
         semconv.ATTR_DROP_REASON,
     ):
         rows.append(f"| `{attr}` | one metric (see above) | fixed set | {_doc(names[attr])} |")

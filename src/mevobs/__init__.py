@@ -7,12 +7,22 @@ record nothing and change nothing.
 """
 
 from mevobs import semconv
+from mevobs._audit import AuditLog
+from mevobs._breaker import BreakerStats, CircuitBreaker, CircuitOpenError, Transition
 from mevobs._factories import arbitrage, liquidity, operation, rpc, swap
+from mevobs._health import HealthServer, register_health_check, unregister_health_check
 from mevobs._logs import JsonFormatter, TextFormatter
 from mevobs._money import wei_to_eth
-from mevobs._observe import record_pool_liquidity, record_price_deviation, record_security_event
+from mevobs._observe import (
+    record_exposure,
+    record_pool_liquidity,
+    record_price_deviation,
+    record_security_event,
+)
 from mevobs._operation import Operation, current_operation
 from mevobs._results import ArbitrageResult, LiquidityResult, SwapResult
+from mevobs._runtime import watch_event_loop
+from mevobs._security import SecuritySettings
 from mevobs._settings import Settings
 from mevobs._setup import Telemetry, configure, shutdown
 from mevobs._state import dropped_counts
@@ -21,14 +31,21 @@ from mevobs._wrap import OperationWrapper
 
 __all__ = [
     "ArbitrageResult",
+    "AuditLog",
+    "BreakerStats",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "HealthServer",
     "JsonFormatter",
     "LiquidityResult",
     "Operation",
     "OperationWrapper",
+    "SecuritySettings",
     "Settings",
     "SwapResult",
     "Telemetry",
     "TextFormatter",
+    "Transition",
     "__version__",
     "arbitrage",
     "configure",
@@ -36,12 +53,16 @@ __all__ = [
     "dropped_counts",
     "liquidity",
     "operation",
+    "record_exposure",
     "record_pool_liquidity",
     "record_price_deviation",
     "record_security_event",
+    "register_health_check",
     "rpc",
     "semconv",
     "shutdown",
     "swap",
+    "unregister_health_check",
+    "watch_event_loop",
     "wei_to_eth",
 ]

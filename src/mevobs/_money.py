@@ -98,6 +98,13 @@ def wei_to_eth(wei: int) -> float:
     return -value if wei < 0 else value
 
 
+def wei_to_eth_decimal(wei: int) -> Decimal:
+    """The exact ETH value of a wei amount (for reports: no float rounding)."""
+    whole, rest = divmod(abs(wei), WEI_PER_ETH)
+    text = f"{whole}.{rest:018d}".rstrip("0").rstrip(".")
+    return Decimal(f"-{text}" if wei < 0 else text)
+
+
 def gas_cost_wei(
     gas_used: int, effective_gas_price_wei: int, l1_fee_wei: int = 0, coinbase_transfer_wei: int = 0
 ) -> int:

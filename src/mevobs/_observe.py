@@ -15,6 +15,7 @@ from typing import Any
 from opentelemetry import trace
 
 from mevobs import semconv
+from mevobs._breaker import notify_security_event
 from mevobs._scrub import scrub_value
 from mevobs._state import LOGGER, STATE
 
@@ -91,6 +92,24 @@ def record_price_deviation(pool: str, bp: Any, *, exchange: str, chain: str | No
         STATE.dropped("recorder_error", f"record_price_deviation: {type(exc).__name__}")
 
 
+def record_exposure(token: str, amount: Any, *, chain: str | None = None) -> None:
+    """Record the bot's current inventory of ``token`` in whole tokens (a Decimal or int
+    keeps it exact for the audit trail): the ``mev.exposure`` gauge, the risk exposure
+    of the compliance report. Negative amounts (short positions, loans) are allowed."""
+    try:
+        exact = amount if isinstance(amount, Decimal) else None
+        value = _number("amount", amount, allow_negative=True)
+        labels = _labels({semconv.ATTR_TOKEN: token, semconv.ATTR_CHAIN: chain}, (semconv.ATTR_TOKEN,))
+        if value is None or labels is None:
+            return
+        if STATE.live or STATE.check_live():
+            STATE.instruments.exposure.set(value, labels)
+        for hook in STATE.exposure_hooks:
+            hook(token, exact if exact is not None else Decimal(str(amount)), chain)
+    except Exception as exc:
+        STATE.dropped("recorder_error", f"record_exposure: {type(exc).__name__}")
+
+
 def record_security_event(
     kind: str,
     message: str,
@@ -102,37 +121,51 @@ def record_security_event(
     **details: Any,
 ) -> None:
     """Record a security anomaly: the ``mev.security.events`` counter, an event on the
-    current span and a log record at WARNING (CRITICAL when ``critical``).
+    current span and a log record at WARNING (CRITICAL when ``critical``); circuit
+    breakers with ``kind`` in ``trip_on_security`` trip.
 
     ``kind`` is one of :data:`mevobs.semconv.SECURITY_KINDS` (``manual`` for a bot's
     own checks). ``details`` (addresses, amounts) go on the span event and the log,
     never on the metric; secrets among them are scrubbed.
     """
+    context = {semconv.ATTR_OPERATION: operation, semconv.ATTR_EXCHANGE: exchange, semconv.ATTR_CHAIN: chain}
+    emit_security_event(kind, message, critical, context, details, trace.get_current_span(), stacklevel=3)
+
+
+def emit_security_event(
+    kind: str,
+    message: str,
+    critical: bool,
+    context: dict[str, Any],
+    details: dict[str, Any],
+    span: Any,
+    *,
+    stacklevel: int = 2,
+) -> None:
+    """What :func:`record_security_event` does, on a given span (detectors pass the
+    operation's own); never raises."""
     try:
         if kind not in _SECURITY_KINDS:
             STATE.dropped("invalid_attribute", f"{semconv.ATTR_SECURITY_KIND}={kind!r}")
             return
-        context = {
-            semconv.ATTR_OPERATION: operation,
-            semconv.ATTR_EXCHANGE: exchange,
-            semconv.ATTR_CHAIN: chain,
-        }
         attrs: dict[str, Any] = {semconv.ATTR_SECURITY_KIND: kind}
         attrs.update({k: v for k, v in context.items() if isinstance(v, str) and v})
         for key, value in details.items():
             if isinstance(value, (str, bool, int, float)):
                 attrs[key] = scrub_value(key, value) if STATE.scrub else value
-            else:
+            elif value is not None:
                 attrs[key] = str(value)
         if STATE.live or STATE.check_live():
             labels = _labels({semconv.ATTR_SECURITY_KIND: kind, **context})
             if labels is not None:
                 STATE.instruments.security_events.add(1, labels)
-            span = trace.get_current_span()
-            if span.is_recording():
+            if span is not None and span.is_recording():
                 span.add_event("mev.security", attrs)
+        notify_security_event(kind)
         level = logging.CRITICAL if critical else logging.WARNING
         if LOGGER.isEnabledFor(level):
-            LOGGER.log(level, "security: %s: %s", kind, message, extra={"mevobs": attrs}, stacklevel=2)
+            LOGGER.log(
+                level, "security: %s: %s", kind, message, extra={"mevobs": attrs}, stacklevel=stacklevel
+            )
     except Exception as exc:
-        STATE.dropped("recorder_error", f"record_security_event: {type(exc).__name__}")
+        STATE.dropped("recorder_error", f"security event: {type(exc).__name__}")

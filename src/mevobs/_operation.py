@@ -139,6 +139,21 @@ class Operation:
         return self._gas_cost_wei + self._child_gas_wei
 
     @property
+    def gas_used(self) -> int | None:
+        """Gas used as recorded (None when no gas was recorded)."""
+        return self._gas_used
+
+    @property
+    def gross_profit_wei(self) -> int | None:
+        """Gross profit recorded with ``record_profit`` (None when none was)."""
+        return self._gross_wei
+
+    @property
+    def expected_profit_wei(self) -> int | None:
+        """Profit the bot expected before execution (``record_profit(expected_wei=...)``)."""
+        return self._expected_profit_wei
+
+    @property
     def attributes(self) -> dict[str, Any]:
         """A copy of the span/log attributes recorded so far (static ones included)."""
         if self._spec is None:
@@ -510,6 +525,18 @@ class Operation:
             self.outcome = outcome
         if self._gas_cost_wei or self._child_gas_wei or self._gross_wei is not None or self._pending_pnl_wei:
             self._settle_pnl(outcome)
+        # Hooks (detectors, audit) and the breaker see the settled operation while its
+        # span is still open, so a detector's event lands on this operation's span.
+        for hook in STATE.hooks:
+            try:
+                hook(self)
+            except Exception as err:
+                STATE.dropped("recorder_error", f"hook: {type(err).__name__}")
+        if spec.breaker is not None:
+            try:
+                spec.breaker.after_call(self)
+            except Exception as err:
+                STATE.dropped("recorder_error", f"breaker: {type(err).__name__}")
         level = _LOG_LEVELS.get(outcome, logging.INFO)
         log = LOGGER.isEnabledFor(level)
         if self._live or log:
@@ -542,11 +569,6 @@ class Operation:
                     exc if outcome == semconv.OUTCOME_FAILURE else None,
                     spec.where,
                 )
-        for hook in STATE.hooks:
-            try:
-                hook(self)
-            except Exception as err:
-                STATE.dropped("recorder_error", f"hook: {type(err).__name__}")
 
     def _derive_attributes(self) -> None:
         """Gas and profit figures for the span and the log, exact in wei."""

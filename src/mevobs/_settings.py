@@ -7,11 +7,14 @@ Precedence: keyword arguments, then ``MEVOBS_*`` variables, then the standard
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mevobs._security import SecuritySettings
 
 Exporter = Literal["otlp", "otlp-http", "console", "none", "prometheus"]
 Environment = Literal["dev", "staging", "prod"]
@@ -61,6 +64,30 @@ class Settings(BaseModel):
         100, ge=1, description="Distinct values per metric attribute before 'other'."
     )
     scrub_secrets: bool = Field(True, description="Scrub keys, mnemonics and URL secrets.")
+    health_port: int | None = Field(
+        None, ge=0, le=65535, description="Start a HealthServer (/healthz, /readyz) on this port."
+    )
+    health_host: str = Field("127.0.0.1", description="Bind address of the HealthServer.")
+    health_token: str | None = Field(None, description="Bearer token the HealthServer requires.")
+    system_metrics: bool = Field(
+        False, description="Process memory, CPU, threads, fds, GC, network I/O and event-loop lag."
+    )
+    instrument: list[str] = Field(
+        default_factory=list,
+        description="OpenTelemetry contrib instrumentations to switch on, e.g. sqlite3,requests.",
+    )
+    audit_path: str | None = Field(None, description="Write the hash-chained audit trail to this file.")
+    audit_rotate_bytes: int = Field(
+        64 * 1024 * 1024, ge=4096, description="Rotate the audit file past this size."
+    )
+    audit_fsync: bool = Field(False, description="fsync every audit record (durable, slower).")
+    contract_allowlist: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per chain (or '*'), the contracts transactions may go to (env: JSON).",
+    )
+    security: SecuritySettings = Field(
+        default_factory=SecuritySettings, description="Security detector thresholds (env: JSON)."
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -83,6 +110,13 @@ class Settings(BaseModel):
 def _parse_env(name: str, raw: str) -> Any:
     if name == "resource_attributes":
         return _parse_pairs(raw)
+    if name == "instrument":
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    if name in ("contract_allowlist", "security"):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw  # validation names the field
     return raw
 
 

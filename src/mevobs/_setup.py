@@ -19,6 +19,9 @@ from opentelemetry import _logs as otel_logs
 from opentelemetry import metrics, trace
 
 from mevobs import semconv
+from mevobs._audit import AuditLog
+from mevobs._guards import start_guards
+from mevobs._health import HealthServer
 from mevobs._logs import JsonFormatter, OtelLogBridge, TextFormatter
 from mevobs._settings import Settings
 from mevobs._state import LOGGER, STATE, Providers
@@ -50,6 +53,10 @@ class Telemetry:
         self._closers = closers
         self._previous_level = previous_level
         self._closed = False
+        #: The HealthServer started by ``health_port``, else None.
+        self.health: HealthServer | None = None
+        #: The AuditLog started by ``audit_path``, else None.
+        self.audit: AuditLog | None = None
 
     @property
     def tracer_provider(self) -> Any:
@@ -96,6 +103,7 @@ class Telemetry:
                 _ACTIVE = None
                 STATE.install(None)
                 STATE.hooks.clear()
+                STATE.exposure_hooks.clear()
             calls: list[Callable[[], Any]] = list(self._closers)
             if self.providers is not None:
                 providers = self.providers
@@ -195,7 +203,11 @@ def configure(settings: Settings | None = None, /, **kwargs: Any) -> Telemetry:
             )
         STATE.install(built.providers, cap=resolved.cardinality_cap)
         STATE.scrub = resolved.scrub_secrets
-        telemetry = Telemetry(resolved, built.providers, handlers, built.closers, previous_level)
+        guards = start_guards(resolved, built.providers)
+        # Guards stop with the exporters, inside the same shutdown deadline.
+        closers = [*guards.closers, *built.closers]
+        telemetry = Telemetry(resolved, built.providers, handlers, closers, previous_level)
+        telemetry.health, telemetry.audit = guards.health, guards.audit
         _ACTIVE = telemetry
         return telemetry
 

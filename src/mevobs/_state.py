@@ -15,13 +15,21 @@ import importlib
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import LoggerProvider, get_logger_provider
-from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider, _Gauge
+from opentelemetry.metrics import (
+    CallbackOptions,
+    Counter,
+    Histogram,
+    Meter,
+    MeterProvider,
+    Observation,
+    _Gauge,
+)
 from opentelemetry.trace import Tracer, TracerProvider
 
 from mevobs import semconv
@@ -39,8 +47,12 @@ class Instruments:
     """Every core instrument, created once per meter."""
 
     __slots__ = (
+        "circuit_state",
         "dropped",
         "duration",
+        "eventloop_lag",
+        "exchange_up",
+        "exposure",
         "gas_cost",
         "gas_used",
         "loss",
@@ -82,6 +94,21 @@ class Instruments:
         self.security_events = counter(semconv.SECURITY_EVENTS)
         self.pool_liquidity = gauge(semconv.POOL_LIQUIDITY)
         self.price_deviation = gauge(semconv.PRICE_DEVIATION)
+        self.exchange_up = gauge(semconv.EXCHANGE_UP)
+        self.exposure = gauge(semconv.EXPOSURE)
+        self.eventloop_lag = hist(semconv.EVENT_LOOP_LAG, semconv.DURATION_BUCKETS)
+        self.circuit_state = meter.create_observable_gauge(
+            semconv.CIRCUIT_STATE.name,
+            callbacks=[_observe_circuits],
+            unit=semconv.CIRCUIT_STATE.unit,
+            description=semconv.CIRCUIT_STATE.description,
+        )
+
+
+def _observe_circuits(options: CallbackOptions) -> Iterable[Observation]:
+    from mevobs._breaker import observe  # imported late: the breaker module imports this one
+
+    return list(observe(options))
 
 
 class CardinalityLimiter:
@@ -140,6 +167,8 @@ class State:
         self.dropped_tally: dict[str, int] = {}
         self._tally_lock = threading.Lock()
         self.hooks: list[Any] = []
+        # Called with (token, Decimal amount, chain) by record_exposure (the audit log).
+        self.exposure_hooks: list[Any] = []
 
     def install(self, providers: Providers | None, *, cap: int = DEFAULT_CARDINALITY_CAP) -> None:
         """Record into ``providers`` from now on (``None``: the OpenTelemetry globals)."""

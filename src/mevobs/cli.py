@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
 
+from mevobs import _guards_cli as guards_cli
 from mevobs._version import __version__
 from mevobs.alerts import _cli as alerts_cli
 
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--log-stdout", action="store_true", help="also print the JSON log lines")
     alerts_cli.add_parsers(sub)
+    guards_cli.add_parsers(sub)
     return parser
 
 
@@ -104,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         mevobs.shutdown(timeout_seconds=5)  # flush and stop the exporters before exiting
         return 0
+    if args.command in guards_cli.COMMANDS:
+        try:
+            return guards_cli.run(args)
+        except OSError as exc:
+            parser.exit(2, f"mevobs: error: {exc.filename or ''}: {exc.strerror or exc}\n")
     if args.command in alerts_cli.COMMANDS:
         from mevobs.alerts import AlertSettingsError
 

@@ -56,6 +56,12 @@ bounded by the cardinality cap: report the pools the bot watches, not every pool
 ATTR_SECURITY_KIND: Final = "mev.security.kind"
 """Security event kind, one of :data:`SECURITY_KINDS`; only on ``mev.security.events``."""
 
+ATTR_CIRCUIT: Final = "mev.circuit.name"
+"""Circuit breaker name (chosen by the bot, bounded); only on ``mev.circuit.state``."""
+
+ATTR_TOKEN: Final = "mev.token"
+"""Token symbol; only on ``mev.exposure`` (bounded by the cardinality cap)."""
+
 ATTR_DROP_REASON: Final = "reason"
 """Why telemetry was dropped, one of :data:`DROP_REASONS`; only on ``mev.telemetry.dropped``."""
 
@@ -377,6 +383,34 @@ SECURITY_EVENTS: Final = MetricSpec(
     "Security anomalies detected (abnormal gas, unexpected contract, unusual patterns, profit deviation).",
     (ATTR_SECURITY_KIND, ATTR_OPERATION, ATTR_EXCHANGE, ATTR_CHAIN),
 )
+CIRCUIT_STATE: Final = MetricSpec(
+    "mev.circuit.state",
+    "gauge",
+    "{state}",
+    "Circuit breaker state: 0 closed, 1 half open, 2 open (trading halted).",
+    (ATTR_CIRCUIT,),
+)
+EXCHANGE_UP: Final = MetricSpec(
+    "mev.exchange.up",
+    "gauge",
+    "{up}",
+    "1 while the last connectivity check of an exchange or chain passed, else 0.",
+    (ATTR_EXCHANGE, ATTR_CHAIN),
+)
+EXPOSURE: Final = MetricSpec(
+    "mev.exposure",
+    "gauge",
+    "{token}",
+    "Inventory held per token, in whole tokens, as last recorded with record_exposure (risk exposure).",
+    (ATTR_TOKEN, ATTR_CHAIN),
+)
+EVENT_LOOP_LAG: Final = MetricSpec(
+    "mev.eventloop.lag",
+    "histogram",
+    "s",
+    "How late asyncio's event loop ran a callback scheduled on time (with system_metrics=True).",
+    (),
+)
 TELEMETRY_DROPPED: Final = MetricSpec(
     "mev.telemetry.dropped",
     "counter",
@@ -398,6 +432,10 @@ METRICS: Final = (
     POOL_LIQUIDITY,
     PRICE_DEVIATION,
     SECURITY_EVENTS,
+    CIRCUIT_STATE,
+    EXCHANGE_UP,
+    EXPOSURE,
+    EVENT_LOOP_LAG,
     TELEMETRY_DROPPED,
 )
 """Every metric the core library emits."""

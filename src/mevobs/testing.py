@@ -20,7 +20,7 @@ short forms ``operation``, ``exchange``, ``chain``, ``strategy``, ``action``,
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +39,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from mevobs import semconv
 from mevobs._logs import OtelLogBridge
+from mevobs._runtime import start_instrumentations, start_system_metrics, watch_if_running
 from mevobs._state import LOGGER, STATE, Providers
 
 SHORT_NAMES = {
@@ -212,8 +213,20 @@ class Captured:
 
 
 @contextmanager
-def capture(*, cardinality_cap: int = 100, scrub: bool = True) -> Iterator[Captured]:
-    """Record mevobs telemetry in memory for the duration of the block."""
+def capture(
+    *,
+    cardinality_cap: int = 100,
+    scrub: bool = True,
+    system_metrics: bool = False,
+    instrument: Sequence[str] = (),
+    hooks: Sequence[Callable[[Any], None]] = (),
+) -> Iterator[Captured]:
+    """Record mevobs telemetry in memory for the duration of the block.
+
+    ``system_metrics``, ``instrument`` and ``hooks`` (e.g. a
+    :class:`~mevobs._security.SecurityMonitor`) work as in ``configure()``;
+    the event-loop lag watcher starts when the block runs inside a loop.
+    """
     span_exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
@@ -231,9 +244,19 @@ def capture(*, cardinality_cap: int = 100, scrub: bool = True) -> Iterator[Captu
     LOGGER.addHandler(handler)
     LOGGER.addHandler(bridge)
     LOGGER.setLevel(logging.DEBUG)
+    STATE.hooks.extend(hooks)
+    closers: list[Callable[[], Any]] = []
+    if system_metrics:
+        stop = start_system_metrics(meter_provider)
+        closers += [stop] if stop is not None else []
+        watcher = watch_if_running()
+        closers += [watcher] if watcher is not None else []
+    closers += start_instrumentations(instrument, tracer_provider, meter_provider)
     try:
         yield Captured(span_exporter, reader, log_exporter, handler)
     finally:
+        for close in closers:
+            close()
         LOGGER.removeHandler(handler)
         LOGGER.removeHandler(bridge)
         providers, cap, scrub_before, level, hooks = previous

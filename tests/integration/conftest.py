@@ -139,6 +139,22 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
+def wait_ready(port: int, timeout: float = 30.0) -> None:
+    """Wait for ``/-/ready`` to answer 200: the port opens before the server can serve
+    (Prometheus answers 503 while its storage starts)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"127.0.0.1:{port} not ready after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
 def _get_json(url: str) -> Any:
     return json.loads(urllib.request.urlopen(url, timeout=5).read())
 
@@ -184,6 +200,7 @@ class Prometheus:
                 stderr=subprocess.STDOUT,
             )
         wait_port(self.port, 30)
+        wait_ready(self.port)
 
     def api(self, path: str, **params: str) -> Any:
         url = f"http://127.0.0.1:{self.port}/api/v1/{path}"
@@ -224,6 +241,7 @@ class Alertmanager:
                 stderr=subprocess.STDOUT,
             )
         wait_port(self.port, 30)
+        wait_ready(self.port)
 
     def alerts(self) -> list[dict[str, Any]]:
         return list(_get_json(f"http://127.0.0.1:{self.port}/api/v2/alerts"))

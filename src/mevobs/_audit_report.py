@@ -1,0 +1,104 @@
+"""The profit report from an audit trail: transactions, reverts, gas, gross and net
+profit by day, exchange or chain, and the latest inventory per token (risk exposure)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mevobs._audit import iter_records
+from mevobs._money import wei_to_eth_decimal
+
+GroupBy = Literal["day", "exchange", "chain"]
+COLUMNS = ("group", "operations", "transactions", "reverted", "gas_eth", "gross_profit_eth", "net_profit_eth")
+
+
+def _eth(wei: int) -> str:
+    return format(wei_to_eth_decimal(wei), "f")
+
+
+@dataclass
+class Row:
+    group: str
+    operations: int = 0
+    transactions: int = 0
+    reverted: int = 0
+    gas_wei: int = 0
+    gross_wei: int = 0
+    net_wei: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "operations": self.operations,
+            "transactions": self.transactions,
+            "reverted": self.reverted,
+            "gas_eth": _eth(self.gas_wei),
+            "gross_profit_eth": _eth(self.gross_wei),
+            "net_profit_eth": _eth(self.net_wei),
+        }
+
+
+@dataclass
+class Report:
+    rows: list[Row]
+    total: Row
+    exposure: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def build_report(paths: Sequence[str | Path], *, by: GroupBy = "day") -> Report:
+    """Totals per group, exact in wei; every record is counted once."""
+    groups: dict[str, Row] = {}
+    total = Row("total")
+    exposure: dict[str, dict[str, str]] = {}
+    for record in iter_records(paths):
+        if record.get("kind") == "exposure":
+            key = f"{record.get('token')}@{record.get('chain', '')}".rstrip("@")
+            exposure[key] = {"amount": str(record.get("amount")), "time": str(record.get("time"))}
+            continue
+        if record.get("kind") != "operation":
+            continue
+        name = str(record.get("time", ""))[:10] if by == "day" else str(record.get(by) or "(none)")
+        for row in (groups.setdefault(name, Row(name)), total):
+            row.operations += 1
+            row.transactions += 1 if record.get("tx_hash") else 0
+            row.reverted += 1 if record.get("outcome") == "reverted" else 0
+            row.gas_wei += int(record.get("gas_cost_wei", 0))
+            row.gross_wei += int(record.get("gross_profit_wei", 0))
+            row.net_wei += int(record.get("net_profit_wei", 0))
+    return Report(sorted(groups.values(), key=lambda r: r.group), total, exposure)
+
+
+def report_text(paths: Sequence[str | Path], *, by: GroupBy = "day", fmt: str = "table") -> str:
+    report = build_report(paths, by=by)
+    rows = [r.as_dict() for r in (*report.rows, report.total)]
+    if fmt == "json":
+        body = {"by": by, "rows": rows[:-1], "total": rows[-1], "exposure": report.exposure}
+        return json.dumps(body, indent=2) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue()
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in COLUMNS}
+    lines = ["  ".join(c.ljust(widths[c]) for c in COLUMNS)]
+    lines.append("  ".join("-" * widths[c] for c in COLUMNS))
+    for r in rows:
+        lines.append(
+            "  ".join(
+                str(r[c]).rjust(widths[c]) if c != "group" else str(r[c]).ljust(widths[c]) for c in COLUMNS
+            )
+        )
+    if report.exposure:
+        lines += ["", "exposure (latest per token):"]
+        lines += [
+            f"  {token}: {info['amount']} (at {info['time']})"
+            for token, info in sorted(report.exposure.items())
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,77 @@
+"""The runtime-guard subcommands of the ``mevobs`` CLI: ``health`` and ``audit``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+
+COMMANDS = ("health", "audit")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    health = sub.add_parser("health", help="exit 0 when a HealthServer is ready, 1 otherwise")
+    health.add_argument("url", help="base URL of the HealthServer, e.g. http://127.0.0.1:8080")
+    health.add_argument("--token", help="bearer token, when the server requires one")
+    health.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
+    audit = sub.add_parser("audit", help="verify or report on an audit trail")
+    actions = audit.add_subparsers(dest="action", required=True)
+    verify = actions.add_parser(
+        "verify", help="exit 0 when the hash chain is intact, 1 naming the first break"
+    )
+    verify.add_argument("paths", nargs="+", help="audit files, oldest first (rotated files included)")
+    report = actions.add_parser("report", help="volume, gas, profit and reverts by day, exchange or chain")
+    report.add_argument("paths", nargs="+", help="audit files, oldest first")
+    report.add_argument("--by", choices=("day", "exchange", "chain"), default="day")
+    report.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "health":
+        return health(args.url, token=args.token, timeout=args.timeout)
+    from mevobs._audit import verify_chain
+    from mevobs._audit_report import report_text
+
+    if args.action == "verify":
+        result = verify_chain(args.paths)
+        print(result.message)
+        return 0 if result.ok else 1
+    sys.stdout.write(report_text(args.paths, by=args.by, fmt=args.format))
+    return 0
+
+
+def health(url: str, *, token: str | None = None, timeout: float = 10.0) -> int:
+    """Ask ``/readyz``; print the failing checks. 0 ready, 1 not ready or unreachable."""
+    target = url.rstrip("/")
+    if not target.endswith("/readyz"):
+        target += "/readyz"
+    request = urllib.request.Request(target)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = json.loads(response.read() or b"{}")
+            code = response.status
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+        try:
+            body = json.loads(exc.read() or b"{}")
+        except ValueError:
+            body = {}
+    except (OSError, ValueError) as exc:
+        print(f"not ready: {target} unreachable: {getattr(exc, 'reason', exc)}")
+        return 1
+    checks = body.get("checks", [])
+    if code == 200:
+        print(f"ready: {len(checks)} checks pass")
+        return 0
+    if code == 401:
+        print("not ready: unauthorized (pass --token)")
+        return 1
+    failing = [c for c in checks if c.get("status") != "pass"]
+    print(f"not ready (HTTP {code}): {len(failing)} of {len(checks)} checks fail")
+    for check in failing:
+        print(f"  {check.get('name')}: {check.get('error')}")
+    return 1
