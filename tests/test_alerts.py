@@ -91,7 +91,7 @@ def _all_promql() -> list[str]:
 
 
 _FUNCTIONS = {
-    "sum", "rate", "increase", "histogram_quantile", "avg_over_time", "max", "by", "and", "or",
+    "sum", "rate", "increase", "histogram_quantile", "avg_over_time", "max", "min", "by", "and", "or",
     "unless", "offset", "label_values", "le", "job", "instance", "on",
 }  # fmt: skip
 
@@ -130,7 +130,8 @@ def test_every_metric_name_in_rules_and_dashboards_comes_from_the_contract() -> 
 def test_every_label_in_rules_and_dashboards_comes_from_the_contract() -> None:
     """Matchers and groupings use the contract's attributes as Prometheus labels."""
     attrs = (*semconv.METRIC_ATTRIBUTES, semconv.ATTR_SLIPPAGE_DIRECTION, semconv.ATTR_OPPORTUNITY_STAGE)
-    allowed = {semconv.prometheus_label(a) for a in (*attrs, semconv.ATTR_POOL, semconv.ATTR_SECURITY_KIND)}
+    extra = (semconv.ATTR_POOL, semconv.ATTR_SECURITY_KIND, semconv.ATTR_CIRCUIT, semconv.ATTR_TOKEN)
+    allowed = {semconv.prometheus_label(a) for a in (*attrs, *extra)}
     allowed |= {"le", "job", "instance", "__name__"}
     for expr in _all_promql():
         used = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"", expr))

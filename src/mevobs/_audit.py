@@ -64,6 +64,8 @@ class AuditLog:
     One record per finished operation that carries a transaction, gas or a net
     profit (time, service, operation, exchange, chain, tx hash, block, amounts,
     gas, fees, net profit, outcome), and one per :func:`mevobs.record_exposure`.
+    Net profit is written on the outermost operation only (an arbitrage, not its
+    swaps), so summing ``net_profit_wei`` over records counts each wei once.
     Writes are synchronous and flushed (``fsync=True`` also syncs each record to
     disk); reopening continues the chain, dropping a partial last line left by
     a crash mid-write (that record was never completely written).
@@ -120,7 +122,9 @@ class AuditLog:
         gas or a net profit. Never raises into the bot (failures are counted)."""
         try:
             attrs = op.attributes
-            if semconv.ATTR_TX_HASH not in attrs and not op.gas_cost_wei and op.net_profit_wei is None:
+            # Net profit belongs to the root of an operation tree (children hand theirs up).
+            net = op.net_profit_wei if op.is_root else None
+            if semconv.ATTR_TX_HASH not in attrs and not op.gas_cost_wei and net is None:
                 return
             fields: dict[str, Any] = {"operation": op.kind, "outcome": op.outcome}
             for name, key in _OP_FIELDS.items():
@@ -131,8 +135,8 @@ class AuditLog:
             fields["gas_cost_wei"] = str(op.gas_cost_wei)
             if op.gross_profit_wei is not None:
                 fields["gross_profit_wei"] = str(op.gross_profit_wei)
-            if op.net_profit_wei is not None:
-                fields["net_profit_wei"] = str(op.net_profit_wei)
+            if net is not None:
+                fields["net_profit_wei"] = str(net)
             if op.expected_profit_wei is not None:
                 fields["expected_profit_wei"] = str(op.expected_profit_wei)
             self.write("operation", fields)

@@ -31,6 +31,21 @@ class Row:
     gas_wei: int = 0
     gross_wei: int = 0
     net_wei: int = 0
+    _txs: set[str] = field(default_factory=set, repr=False)
+    _reverted_txs: set[str] = field(default_factory=set, repr=False)
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.operations += 1
+        tx = record.get("tx_hash")
+        if tx:
+            # An arbitrage and its swap may name the same transaction: count it once.
+            self._txs.add(tx)
+            if record.get("outcome") == "reverted":
+                self._reverted_txs.add(tx)
+            self.transactions, self.reverted = len(self._txs), len(self._reverted_txs)
+        self.gas_wei += int(record.get("gas_cost_wei", 0))
+        self.gross_wei += int(record.get("gross_profit_wei", 0))
+        self.net_wei += int(record.get("net_profit_wei", 0))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,7 +67,8 @@ class Report:
 
 
 def build_report(paths: Sequence[str | Path], *, by: GroupBy = "day") -> Report:
-    """Totals per group, exact in wei; every record is counted once."""
+    """Totals per group, exact in wei; every record is counted once, every transaction
+    hash once (transactions, reverted)."""
     groups: dict[str, Row] = {}
     total = Row("total")
     exposure: dict[str, dict[str, str]] = {}
@@ -64,13 +80,8 @@ def build_report(paths: Sequence[str | Path], *, by: GroupBy = "day") -> Report:
         if record.get("kind") != "operation":
             continue
         name = str(record.get("time", ""))[:10] if by == "day" else str(record.get(by) or "(none)")
-        for row in (groups.setdefault(name, Row(name)), total):
-            row.operations += 1
-            row.transactions += 1 if record.get("tx_hash") else 0
-            row.reverted += 1 if record.get("outcome") == "reverted" else 0
-            row.gas_wei += int(record.get("gas_cost_wei", 0))
-            row.gross_wei += int(record.get("gross_profit_wei", 0))
-            row.net_wei += int(record.get("net_profit_wei", 0))
+        groups.setdefault(name, Row(name)).add(record)
+        total.add(record)
     return Report(sorted(groups.values(), key=lambda r: r.group), total, exposure)
 
 

@@ -52,6 +52,11 @@ def start_guards(settings: Settings, providers: Providers) -> Guards:
             settings.instrument, tracer_provider, providers.meter_provider
         )
     if settings.health_port is not None:
-        guards.health = HealthServer(settings.health_host, settings.health_port, token=settings.health_token)
+        guards.health = HealthServer(
+            settings.health_host,
+            settings.health_port,
+            token=settings.health_token,
+            interval=settings.health_interval_seconds,
+        )
         guards.closers.append(guards.health.close)
     return guards

@@ -231,11 +231,13 @@ class HealthServer:
             STATE.dropped("recorder_error", f"exchange.up: {type(exc).__name__}")
 
     def _refresh(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+        """Run the checks now and every ``interval`` seconds (the gauge is there from the start)."""
+        while not self._stop.is_set():
             try:
                 self.run_checks()
             except Exception as exc:  # a hung loop: the next probe reports it
                 LOGGER.debug("health refresh failed: %s", type(exc).__name__)
+            self._stop.wait(interval)
 
     def _authorised(self, header: str | None) -> bool:
         if self._token is None:

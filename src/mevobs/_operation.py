@@ -139,6 +139,11 @@ class Operation:
         return self._gas_cost_wei + self._child_gas_wei
 
     @property
+    def is_root(self) -> bool:
+        """True for an outermost operation: the one whose net profit is the tree's."""
+        return self._parent is None or self._parent._spec is None
+
+    @property
     def gas_used(self) -> int | None:
         """Gas used as recorded (None when no gas was recorded)."""
         return self._gas_used

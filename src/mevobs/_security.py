@@ -177,7 +177,7 @@ class SecurityMonitor:
         }
         self.allowed_methods = frozenset(s.allowed_rpc_methods) if s.allowed_rpc_methods is not None else None
         self.clock = clock
-        self._gas: dict[tuple[str, str], RobustBaseline] = {}
+        self._gas: dict[tuple[str, str, str], RobustBaseline] = {}
         self._tx_rate: dict[str, RateBaseline] = {}
         self._reverts: dict[str, int] = {}
         self._rpc: dict[str, ErrorBurst] = {}
@@ -226,7 +226,7 @@ class SecurityMonitor:
 
     def _abnormal_gas(self, op: Operation, kind: str, exchange: str, chain: str, gas: int) -> None:
         s = self.settings
-        key = (kind, exchange)
+        key = (kind, exchange, chain)  # L2 gas (L1 data included) is another scale
         baseline = self._gas.get(key)
         if baseline is None:
             baseline = self._gas[key] = RobustBaseline(s.gas_sensitivity, s.gas_warmup, s.gas_alpha)

@@ -69,6 +69,9 @@ class Settings(BaseModel):
     )
     health_host: str = Field("127.0.0.1", description="Bind address of the HealthServer.")
     health_token: str | None = Field(None, description="Bearer token the HealthServer requires.")
+    health_interval_seconds: float = Field(
+        15.0, gt=0, description="How often the HealthServer re-runs its checks for mev.exchange.up."
+    )
     system_metrics: bool = Field(
         False, description="Process memory, CPU, threads, fds, GC, network I/O and event-loop lag."
     )

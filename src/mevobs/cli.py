@@ -42,6 +42,7 @@ def _checked(convert: Callable[[str], T], ok: Callable[[T], bool], requirement: 
 _positive_seconds = _checked(float, lambda v: 0 < v < float("inf"), "must be a positive number of seconds")
 _rate = _checked(float, lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1")
 _port = _checked(int, lambda v: 1 <= v <= 65535, "must be between 1 and 65535")
+_port_or_zero = _checked(int, lambda v: 0 <= v <= 65535, "must be between 0 and 65535")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fail-rate", type=_rate, default=0.0, help="share of reverted transactions (0..1)")
     demo.add_argument(
         "--metrics-port", type=_port, default=9464, help="Prometheus /metrics port on 127.0.0.1"
+    )
+    demo.add_argument(
+        "--health-port",
+        type=_port_or_zero,
+        default=0,
+        help="health endpoints port on 127.0.0.1 (default: any free)",
     )
     demo.add_argument("--log-stdout", action="store_true", help="also print the JSON log lines")
     alerts_cli.add_parsers(sub)
@@ -91,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.exit(
                 2, f"mevobs: error: port {args.metrics_port} on 127.0.0.1 is busy; pass --metrics-port\n"
             )
+        if args.health_port and not _port_free(args.health_port):
+            parser.exit(
+                2, f"mevobs: error: port {args.health_port} on 127.0.0.1 is busy; pass --health-port\n"
+            )
         import mevobs
         from mevobs.demo import DemoOptions, run_demo
 
@@ -102,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 fail_rate=args.fail_rate,
                 metrics_port=args.metrics_port,
                 log_stdout=args.log_stdout,
+                health_port=args.health_port,
             )
         )
         mevobs.shutdown(timeout_seconds=5)  # flush and stop the exporters before exiting

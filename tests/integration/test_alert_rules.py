@@ -180,6 +180,21 @@ CASES = [
         [{CHAIN: "ethereum"}],
     ),
     Case("MevExchangeConnectivity", outcomes(RPC, success=10, failure=0.5, rate_limited=2), 30, []),
+    Case(
+        "MevExchangeConnectivity",
+        [gauge(semconv.EXCHANGE_UP.prometheus_name, {EX: "uniswap_v3", CHAIN: "ethereum"}, 0)],
+        20,
+        [{EX: "uniswap_v3", CHAIN: "ethereum"}],
+    ),
+    Case(
+        "MevExchangeConnectivity",
+        [
+            gauge(semconv.EXCHANGE_UP.prometheus_name, {EX: "uniswap_v3", CHAIN: "ethereum"}, 1),
+            *outcomes(RPC, success=10),
+        ],
+        20,
+        [],
+    ),
     # Slippage: 100 bp adverse fires; 5 bp adverse or 300 bp favourable do not.
     Case(
         "MevHighSlippage",

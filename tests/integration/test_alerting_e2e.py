@@ -103,6 +103,9 @@ MAIN_PANELS = (
     "Latency quantiles by operation",
     "Pool liquidity",
     "Price deviation from reference",
+    "Circuit breakers (0 closed, 1 half open, 2 open)",
+    "Exchange connectivity checks",
+    "Inventory (risk exposure)",
     "variable chain",
     "variable exchange",
 )

@@ -259,6 +259,45 @@ def overview(settings: AlertSettings | None = None) -> dict[str, Any]:
             unit="reqps",
             width=24,
         ),
+        _panel(
+            "Circuit breakers (0 closed, 1 half open, 2 open)",
+            [(f"max by ({q.L_CIRCUIT}) ({q.series(q.CIRCUIT_STATE, sel)})", "{{mev_circuit_name}}")],
+            unit="none",
+            width=6,
+        ),
+        _panel(
+            "Exchange connectivity checks",
+            [
+                (
+                    f"min by ({q.L_EXCHANGE}, {q.L_CHAIN}) ({q.series(q.EXCHANGE_UP, sel, CHAIN)})",
+                    "{{mev_exchange}} {{mev_chain}}",
+                )
+            ],
+            unit="none",
+            width=6,
+        ),
+        _panel(
+            "Security events",
+            [
+                (
+                    q.sum_increase(q.SECURITY_EVENTS, sel, RATE, (q.L_SECURITY_KIND, q.L_CHAIN)),
+                    "{{mev_security_kind}} {{mev_chain}}",
+                )
+            ],
+            unit="none",
+            width=6,
+        ),
+        _panel(
+            "Inventory (risk exposure)",
+            [
+                (
+                    f"max by ({q.L_TOKEN}, {q.L_CHAIN}) ({q.series(q.EXPOSURE, sel, CHAIN)})",
+                    "{{mev_token}} {{mev_chain}}",
+                )
+            ],
+            unit="none",
+            width=6,
+        ),
     ]
     return _dashboard(OVERVIEW_UID, "mevobs: overview", panels, _templating(sel, exchange=False))
 

@@ -16,6 +16,8 @@ L_STAGE = semconv.prometheus_label(semconv.ATTR_OPPORTUNITY_STAGE)
 L_DIRECTION = semconv.prometheus_label(semconv.ATTR_SLIPPAGE_DIRECTION)
 L_POOL = semconv.prometheus_label(semconv.ATTR_POOL)
 L_SECURITY_KIND = semconv.prometheus_label(semconv.ATTR_SECURITY_KIND)
+L_CIRCUIT = semconv.prometheus_label(semconv.ATTR_CIRCUIT)
+L_TOKEN = semconv.prometheus_label(semconv.ATTR_TOKEN)
 
 DURATION_COUNT = semconv.OPERATION_DURATION.prometheus_name + "_count"
 DURATION_BUCKET = semconv.OPERATION_DURATION.prometheus_name + "_bucket"
@@ -29,6 +31,9 @@ OPPORTUNITIES = semconv.OPPORTUNITIES.prometheus_name
 POOL_LIQUIDITY = semconv.POOL_LIQUIDITY.prometheus_name
 PRICE_DEVIATION = semconv.PRICE_DEVIATION.prometheus_name
 SECURITY_EVENTS = semconv.SECURITY_EVENTS.prometheus_name
+EXCHANGE_UP = semconv.EXCHANGE_UP.prometheus_name
+CIRCUIT_STATE = semconv.CIRCUIT_STATE.prometheus_name
+EXPOSURE = semconv.EXPOSURE.prometheus_name
 
 #: Outcomes that count against success: the call ran and did not do its job.
 FAILED_OUTCOMES = (semconv.OUTCOME_FAILURE, semconv.OUTCOME_REVERTED)

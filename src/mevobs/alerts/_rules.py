@@ -212,13 +212,15 @@ def alert_rules(s: AlertSettings) -> list[AlertRule]:
             f"{RPC_FAILURE_RATIO} > {s.rpc_failure_ratio}\n"
             f"or ({q.sum_rate(q.DURATION_COUNT, sel, silence, (q.L_CHAIN,), rpc)} > 0\n"
             f"    unless {q.sum_rate(q.DURATION_COUNT, sel, silence, (q.L_CHAIN,), rpc, rpc_ok)} > 0)\n"
-            f"or {q.sum_increase(q.DURATION_COUNT, sel, silence, (q.L_CHAIN,), rpc, rpc_ok)} == 0",
+            f"or {q.sum_increase(q.DURATION_COUNT, sel, silence, (q.L_CHAIN,), rpc, rpc_ok)} == 0\n"
+            f"or min {q.by((q.L_EXCHANGE, q.L_CHAIN))} ({q.series(q.EXCHANGE_UP, sel)}) == 0",
             s.connectivity_for,
             f"Exchange connectivity: RPC failing on {T_CHAIN}",
             f"RPC calls on {T_CHAIN} fail more than {_pct(s.rpc_failure_ratio)} of the "
-            f"time, or none succeeded in the last {silence}.",
+            f"time, none succeeded in the last {silence}, or the connectivity check of {T_EX} fails.",
             "exchange-connectivity",
-            f"rpc_failure_ratio = {s.rpc_failure_ratio}, or no successful RPC for rpc_silence = {silence}",
+            f"rpc_failure_ratio = {s.rpc_failure_ratio}, no successful RPC for rpc_silence = {silence}, "
+            "or mev.exchange.up = 0",
         ),
         AlertRule(
             "MevHighSlippage",

@@ -12,6 +12,7 @@ import contextlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 import mevobs
@@ -139,15 +140,27 @@ class Bot:
     #: Net profit and gas of every finished root operation, exact in wei.
     net_profit_wei: int = 0
     gas_spent_wei: int = 0
+    #: Halts arbitrage when it fails too often or loses too much (None: unguarded).
+    breaker: mevobs.CircuitBreaker | None = None
+    #: Arbitrage attempts the open breaker refused.
+    refused: int = 0
+    #: WETH held per chain, exact in wei (starts at 100 WETH each).
+    inventory_wei: dict[str, int] = field(
+        default_factory=lambda: {"ethereum": 100 * E18, "arbitrum": 100 * E18}
+    )
 
     def _stage(self, op: mevobs.Operation, stage: str) -> None:
         op.record_opportunity(stage)
         self.funnel[stage] = self.funnel.get(stage, 0) + 1
 
-    def _book(self, op: mevobs.Operation) -> None:
-        """Add a finished root operation to the ledger (its figures are final now)."""
-        self.net_profit_wei += op.net_profit_wei or 0
+    def _book(self, op: mevobs.Operation, chain: str) -> None:
+        """Add a finished root operation to the ledger (its figures are final now) and
+        report the resulting WETH inventory (risk exposure)."""
+        net = op.net_profit_wei or 0
+        self.net_profit_wei += net
         self.gas_spent_wei += op.total_gas_cost_wei
+        self.inventory_wei[chain] = self.inventory_wei.get(chain, 0) + net
+        mevobs.record_exposure(WETH, Decimal(self.inventory_wei[chain]) / E18, chain=chain)
 
     def _swap_helper(self, key: str) -> Any:
         """The exchange helper of one pool: a swap decorated with mevobs.swap."""
@@ -228,11 +241,13 @@ class Bot:
         strategy = STRATEGY[opp.cycle]
         arb = None
         try:
-            async with mevobs.arbitrage(strategy=strategy, chain=opp.chain) as arb:
+            async with mevobs.arbitrage(strategy=strategy, chain=opp.chain, breaker=self.breaker) as arb:
                 await self._pursue(arb, opp, base_fee_wei)
+        except mevobs.CircuitOpenError:
+            self.refused += 1  # halted: the opportunity is left alone
         finally:
             if arb is not None:
-                self._book(arb)
+                self._book(arb, opp.chain)
 
     async def _pursue(self, arb: mevobs.Operation, opp: Opportunity, base_fee_wei: int) -> None:
         self._stage(arb, "detected")
@@ -271,7 +286,7 @@ class Bot:
                 await self._liquidity(op, pool, action)
         finally:
             if op is not None:
-                self._book(op)
+                self._book(op, pool.chain)
 
     async def _liquidity(self, op: mevobs.Operation, pool: Pool, action: str) -> None:
         tx = await with_retries(lambda: self.node.send_raw_transaction(pool.chain, 180_000, b"\x02lp"))

@@ -16,6 +16,9 @@ from typing import Any
 import mevobs
 from mevobs import semconv
 
+#: The router every simulated transaction goes to (the allowlisted contract).
+ROUTER = "0x" + "77" * 20
+
 GWEI = 10**9
 
 
@@ -99,7 +102,7 @@ class Node:
             "status": 0 if reverted else 1,
             "gasUsed": gas_used,
             "effectiveGasPrice": c.base_fee_wei + (priority if not c.l1_fee_per_tx_wei else 0),
-            "to": "0x" + "77" * 20,
+            "to": ROUTER,
         }
         if c.l1_fee_per_tx_wei:
             # Arbitrum folds the L1 data fee into gas used: a breakdown, not an addition.

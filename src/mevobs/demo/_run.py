@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import TextIO
 
 import mevobs
-from mevobs.demo._bot import ETH_USD, Bot, make_chains
-from mevobs.demo._chain import Node
+from mevobs.demo._amm import Pool
+from mevobs.demo._bot import ETH_USD, Bot, make_chains, tvl_usd
+from mevobs.demo._chain import ROUTER, Node
 from mevobs.demo._summary import Tally, render
 
 TICK_SECONDS = 0.25
@@ -37,6 +39,8 @@ class DemoOptions:
     log_stdout: bool = False
     log_path: Path | None = None
     time_scale: float = 1.0  # scales simulated RPC latency (tests use less)
+    health_port: int = 0  # 0: any free port (printed)
+    audit_path: Path | None = None
 
     @property
     def blocks(self) -> int:
@@ -50,6 +54,7 @@ class DemoResult:
     bot: Bot
     summary: str
     log_path: Path
+    audit_path: Path
 
 
 def _progress(out: TextIO, done: int, total: int, tally: Tally, bot: Bot) -> None:
@@ -70,6 +75,7 @@ async def _drive(options: DemoOptions, bot: Bot, node: Node, tally: Tally, out: 
     """Run the blocks; returns how many ran (fewer if interrupted)."""
     chains = make_chains()
     node.chains = chains
+    mevobs.watch_event_loop()  # mev.eventloop.lag while the bot runs
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -93,13 +99,56 @@ async def _drive(options: DemoOptions, bot: Bot, node: Node, tally: Tally, out: 
     return done
 
 
+def _breaker(node: Node) -> mevobs.CircuitBreaker:
+    """Halts arbitrage on a revert streak, a high failure rate or a drawdown, and on an
+    unexpected contract. Its clock is simulated chain time (12 s a block), so a seed
+    still fixes every decision."""
+    return mevobs.CircuitBreaker(
+        "demo-arbitrage",
+        max_failure_rate=0.7,
+        window_seconds=600,
+        min_calls=20,
+        max_consecutive_failures=8,
+        max_drawdown_eth=2,
+        trip_on_security=("unexpected_contract",),
+        cooldown_seconds=120,
+        clock=lambda: node.chains["ethereum"].block_number * 12.0 if node.chains else 0.0,
+    )
+
+
+def _has_liquidity(pool: Pool) -> bool:
+    return tvl_usd(pool) > 0
+
+
+def _register_checks(bot: Bot, breaker: mevobs.CircuitBreaker) -> list[str]:
+    """Readiness: the breaker is not open, and each exchange's pools hold liquidity
+    (these feed mev.exchange.up). They read state only: the seed's RNG is untouched."""
+    names = ["circuit"]
+    mevobs.register_health_check("circuit", lambda: breaker.state != "open", timeout=1)
+    for key, pool in bot.pools.items():
+        name = f"pool:{key}"
+        mevobs.register_health_check(
+            name, functools.partial(_has_liquidity, pool), timeout=1, exchange=pool.exchange, chain=pool.chain
+        )
+        names.append(name)
+    return names
+
+
 def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> DemoResult:
-    """Run the simulated bot with telemetry exported as the options say."""
+    """Run the simulated bot with telemetry exported as the options say, and every
+    runtime guard on: health endpoints, security detectors, the audit trail, system
+    metrics and a circuit breaker on the arbitrage executor."""
     log_path = options.log_path or Path.cwd() / f"mevobs-demo-{options.seed}.jsonl"
+    audit_path = options.audit_path or log_path.with_name(log_path.stem + ".audit.jsonl")
     settings: dict[str, object] = {
         "service_name": "mevobs-demo",
         "log_destination": "stdout" if options.log_stdout else "none",
         "log_level": "INFO",
+        "health_port": options.health_port,
+        "health_interval_seconds": 2.0,
+        "audit_path": str(audit_path),
+        "system_metrics": True,
+        "contract_allowlist": {"ethereum": [ROUTER], "arbitrum": [ROUTER]},
     }
     if options.exporter == "prometheus":
         settings.update(exporter="prometheus", metrics_port=options.metrics_port)
@@ -107,7 +156,25 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
         settings.update(exporter=options.exporter)
         if options.exporter in ("otlp", "otlp-http") and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
             settings["endpoint"] = os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
-    telemetry = mevobs.configure(**settings)
+    # The bot and its readiness checks exist before configure() starts the health server.
+    rng = random.Random(options.seed)
+    node = Node(
+        rng,
+        chains={},
+        time_scale=options.time_scale,
+        fail_rate=options.fail_rate,
+        rate_limit_p=0.03 + options.fail_rate * 0.1,
+        timeout_p=0.01 + options.fail_rate * 0.05,
+    )
+    breaker = _breaker(node)
+    bot = Bot(rng, node, breaker=breaker)
+    checks = _register_checks(bot, breaker)
+    try:
+        telemetry = mevobs.configure(**settings)
+    except BaseException:
+        for name in checks:
+            mevobs.unregister_health_check(name)
+        raise
     logger = logging.getLogger("mevobs")
     file_handler = logging.FileHandler(log_path, encoding="utf-8")
     file_handler.setFormatter(mevobs.JsonFormatter("mevobs-demo"))
@@ -118,16 +185,9 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
     if options.exporter == "prometheus":
         err.write(f"metrics: http://127.0.0.1:{options.metrics_port}/metrics\n")
     err.write(f"logs: {log_path}\n")
-    rng = random.Random(options.seed)
-    node = Node(
-        rng,
-        chains={},
-        time_scale=options.time_scale,
-        fail_rate=options.fail_rate,
-        rate_limit_p=0.03 + options.fail_rate * 0.1,
-        timeout_p=0.01 + options.fail_rate * 0.05,
-    )
-    bot = Bot(rng, node)
+    err.write(f"audit trail: {audit_path}\n")
+    if telemetry.health is not None:
+        err.write(f"health: {telemetry.health.url}/readyz\n")
     try:
         done = asyncio.run(_drive(options, bot, node, tally, err))
     except KeyboardInterrupt:
@@ -136,10 +196,22 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
         logger.removeHandler(file_handler)
         logger.removeHandler(tally)
         file_handler.close()
+        for name in checks:
+            mevobs.unregister_health_check(name)
         telemetry.force_flush(2)
     summary = render(
-        tally, gas_wei=bot.gas_spent_wei, net_wei=bot.net_profit_wei, eth_usd=ETH_USD, funnel=bot.funnel
+        tally,
+        gas_wei=bot.gas_spent_wei,
+        net_wei=bot.net_profit_wei,
+        eth_usd=ETH_USD,
+        funnel=bot.funnel,
+        guards={
+            "circuit breaker": f"{breaker.state}, {breaker.stats.trips} trips, "
+            f"{bot.refused} arbitrages refused",
+            "security events": str(tally.security_events),
+            "audit trail": str(audit_path),
+        },
     )
     out.write(summary + "\n")
     out.flush()
-    return DemoResult(done, tally, bot, summary, log_path)
+    return DemoResult(done, tally, bot, summary, log_path, audit_path)

@@ -29,9 +29,13 @@ class Tally(logging.Handler):
         super().__init__(logging.INFO)
         self.outcomes: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
         self.durations: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self.security_events = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         attrs: dict[str, Any] | None = getattr(record, "mevobs", None)
+        if attrs and semconv.ATTR_SECURITY_KIND in attrs:
+            self.security_events += 1
+            return
         if not attrs or semconv.ATTR_OUTCOME not in attrs:
             return
         kind = str(attrs.get(semconv.ATTR_OPERATION, "?"))
@@ -56,7 +60,15 @@ class Tally(logging.Handler):
         )
 
 
-def render(tally: Tally, *, gas_wei: int, net_wei: int, eth_usd: float, funnel: dict[str, int]) -> str:
+def render(
+    tally: Tally,
+    *,
+    gas_wei: int,
+    net_wei: int,
+    eth_usd: float,
+    funnel: dict[str, int],
+    guards: dict[str, str] | None = None,
+) -> str:
     """The final summary table."""
     lines = [
         f"{'operation':<10} {'exchange/strategy/method':<26} {'count':>6} {'success':>8} {'failed':>7} "
@@ -91,4 +103,5 @@ def render(tally: Tally, *, gas_wei: int, net_wei: int, eth_usd: float, funnel: 
         "funnel              " + ", ".join(f"{s}={funnel.get(s, 0)}" for s in semconv.OPPORTUNITY_STAGES),
         f"rate-limited RPC    {tally.total(kind='rpc', outcome='rate_limited')}",
     ]
+    lines += [f"{name:<19} {value}" for name, value in (guards or {}).items()]
     return "\n".join(lines)
