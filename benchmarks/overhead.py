@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-MODES = ("bare", "unconfigured", "metrics-only", "full", "hand-written")
+MODES = ("bare", "unconfigured", "metrics-only", "full", "full+detectors", "hand-written")
 
 
 def _pipeline(sampled: bool) -> None:
@@ -55,9 +55,15 @@ def _target(mode: str) -> Any:
         return swap
     import mevobs
 
-    if mode in ("metrics-only", "full"):
-        _pipeline(sampled=mode == "full")
-    if mode in ("unconfigured", "metrics-only", "full"):
+    if mode in ("metrics-only", "full", "full+detectors"):
+        _pipeline(sampled=mode != "metrics-only")
+    if mode == "full+detectors":
+        # What configure() adds by default: the security detectors on every operation.
+        from mevobs._security import SecurityMonitor
+        from mevobs._state import STATE
+
+        STATE.hooks.append(SecurityMonitor())
+    if mode in ("unconfigured", "metrics-only", "full", "full+detectors"):
         return mevobs.swap(exchange="uniswap_v2", chain="ethereum")(swap)
     _pipeline(sampled=True)
     return _hand_written(swap)
@@ -149,9 +155,9 @@ def main() -> None:
             ns = float(out.stdout.strip().splitlines()[-1])
             results[mode] = min(ns, results.get(mode, ns))
     bare = results["bare"]
-    print(f"{'mode':<14}{'ns/call':>10}{'added vs bare':>16}")
+    print(f"{'mode':<16}{'ns/call':>10}{'added vs bare':>16}")
     for mode in MODES:
-        print(f"{mode:<14}{results[mode]:>10.0f}{results[mode] - bare:>16.0f}")
+        print(f"{mode:<16}{results[mode]:>10.0f}{results[mode] - bare:>16.0f}")
     ratio = results["full"] / results["hand-written"]
     print(f"\nfull / hand-written = {ratio:.2f}x (target <= 1.0x)")
     print(f"unconfigured adds {(results['unconfigured'] - bare) / 1000:.2f} us (target <= 2 us)")
