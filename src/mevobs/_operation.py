@@ -2,7 +2,7 @@
 
 An operation is created per call by a wrapper (``_wrap.py``), holds what the
 recorders are told, and on finish turns it into one span, a few metric
-points and one log record. Recorders never raise into the host: a value they
+points and one log record (``_emission.py``). Recorders never raise into the host: a value they
 cannot use is counted on ``mev.telemetry.dropped`` and ignored.
 
 Gas and profit flow up the operation tree: a child's gas is added to its
@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import logging
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -25,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanContext, Status, StatusCode
+from opentelemetry.trace import Span, SpanContext
 
 from mevobs import _money, semconv
+from mevobs._emission import emit
 from mevobs._errors import classify_rpc_error
-from mevobs._logs import emit_operation_log
 from mevobs._scrub import scrub_text, scrub_value
-from mevobs._state import LOGGER, STATE
+from mevobs._state import STATE
 
 if TYPE_CHECKING:
     from mevobs._wrap import OperationSpec
@@ -40,15 +38,6 @@ CURRENT: contextvars.ContextVar[Operation | None] = contextvars.ContextVar(
     "mevobs_current_operation", default=None
 )
 
-_TREE_LOCK = threading.Lock()
-_LOG_LEVELS = {
-    semconv.OUTCOME_SUCCESS: logging.INFO,
-    semconv.OUTCOME_SKIPPED: logging.INFO,
-    semconv.OUTCOME_CANCELLED: logging.INFO,
-    semconv.OUTCOME_REVERTED: logging.WARNING,
-    semconv.OUTCOME_RATE_LIMITED: logging.WARNING,
-    semconv.OUTCOME_FAILURE: logging.ERROR,
-}
 _VALID_OUTCOMES = frozenset(semconv.OUTCOMES)
 _VALID_STAGES = frozenset(semconv.OPPORTUNITY_STAGES)
 _ATTR_VALUE_TYPES = (str, bool, int, float)
@@ -477,169 +466,12 @@ class Operation:
         try:
             if exc is not None:
                 self._fail(exc)
-            self._emit(duration_ns, exc)
+            emit(self, duration_ns, exc)
         except Exception as err:  # pragma: no cover - defensive: the host comes first
             STATE.dropped("recorder_error", f"finish: {type(err).__name__}")
             span = self._span
             if span is not None:
                 span.end()
-
-    def _settle_pnl(self, outcome: str) -> None:
-        """Compute net profit for this operation and hand gas and PnL up the tree."""
-        own_gas = self._gas_cost_wei
-        if not (
-            own_gas or self._child_gas_wei or self._gross_wei is not None or self._pending_pnl_wei is not None
-        ):
-            return  # nothing to settle: no gas, no profit anywhere below
-        with _TREE_LOCK:
-            total_gas = own_gas + self._child_gas_wei
-            unaccounted = own_gas + self._unaccounted_gas_wei
-            pending = self._pending_pnl_wei
-        pnl: int | None
-        if outcome == semconv.OUTCOME_REVERTED and total_gas:
-            pnl = -total_gas  # a reverted transaction earns nothing and pays its gas
-        elif self._gross_wei is not None:
-            pnl = self._gross_wei - total_gas
-        elif pending is not None:
-            pnl = pending - unaccounted
-        else:
-            pnl = None
-        self.net_profit_wei = pnl
-        parent = self._parent
-        if parent is not None and parent._spec is not None:
-            with _TREE_LOCK:
-                parent._child_gas_wei += total_gas
-                if pnl is None:
-                    parent._unaccounted_gas_wei += unaccounted
-                else:
-                    parent._pending_pnl_wei = (parent._pending_pnl_wei or 0) + pnl
-
-    def _emit(self, duration_ns: int, exc: BaseException | None) -> None:
-        spec = self._spec
-        assert spec is not None
-        outcome = self.outcome  # set by an exception
-        if outcome is None:
-            if self._explicit_outcome is not None:
-                outcome = self._explicit_outcome
-            elif self._tx_status == 0:
-                outcome = semconv.OUTCOME_REVERTED
-            elif self._result_failed:
-                outcome = semconv.OUTCOME_FAILURE
-            else:
-                outcome = semconv.OUTCOME_SUCCESS
-            self.outcome = outcome
-        if self._gas_cost_wei or self._child_gas_wei or self._gross_wei is not None or self._pending_pnl_wei:
-            self._settle_pnl(outcome)
-        # Hooks (detectors, audit) and the breaker see the settled operation while its
-        # span is still open, so a detector's event lands on this operation's span.
-        for hook in STATE.hooks:
-            try:
-                hook(self)
-            except Exception as err:
-                STATE.dropped("recorder_error", f"hook: {type(err).__name__}")
-        if spec.breaker is not None:
-            try:
-                spec.breaker.after_call(self)
-            except Exception as err:
-                STATE.dropped("recorder_error", f"breaker: {type(err).__name__}")
-        level = _LOG_LEVELS.get(outcome, logging.INFO)
-        log = LOGGER.isEnabledFor(level)
-        if self._live or log:
-            error_type = self._error_type
-            if error_type is None and outcome == semconv.OUTCOME_REVERTED:
-                error_type = "execution_reverted"
-            metric_attrs = None
-            if self._metric_extra is None and spec._generation == STATE.generation:
-                metric_attrs = spec._cache.get((outcome, error_type))
-            if metric_attrs is None:
-                metric_attrs = spec.metric_attrs(outcome, error_type, self._metric_extra)
-            if (
-                self._gas_used is not None
-                or self._child_gas_wei
-                or self.net_profit_wei is not None
-                or self._usd is not None
-            ):
-                self._derive_attributes()
-            if self._live:
-                self._record(duration_ns, outcome, error_type, metric_attrs)
-            if log:
-                emit_operation_log(
-                    LOGGER,
-                    level,
-                    spec.span_name,
-                    outcome,
-                    duration_ns,
-                    {**spec.span_attrs, **self._attrs, **metric_attrs},
-                    self._span_ctx,
-                    exc if outcome == semconv.OUTCOME_FAILURE else None,
-                    spec.where,
-                )
-
-    def _derive_attributes(self) -> None:
-        """Gas and profit figures for the span and the log, exact in wei."""
-        attrs = self._attrs
-        if self._gas_used is not None:
-            attrs[semconv.ATTR_GAS_COST_WEI] = str(self._gas_cost_wei)
-            attrs[semconv.ATTR_GAS_COST_ETH] = _money.wei_to_eth(self._gas_cost_wei)
-        if self._child_gas_wei:
-            attrs[semconv.ATTR_GAS_COST_TOTAL_WEI] = str(self._gas_cost_wei + self._child_gas_wei)
-        pnl = self.net_profit_wei
-        if pnl is not None:
-            attrs[semconv.ATTR_PROFIT_NET_WEI] = str(pnl)
-            attrs[semconv.ATTR_PROFIT_NET_ETH] = _money.wei_to_eth(pnl)
-        if self._usd is not None:
-            attrs[semconv.ATTR_PROFIT_USD] = float(self._net_usd())
-
-    def _record(
-        self, duration_ns: int, outcome: str, error_type: str | None, metric_attrs: dict[str, Any]
-    ) -> None:
-        """Metric points and span attributes of a finished operation."""
-        inst = STATE.instruments
-        inst.duration.record(duration_ns / 1e9, metric_attrs)
-        attrs = self._attrs
-        if self._gas_used is not None:
-            inst.gas_used.record(self._gas_used, metric_attrs)
-            inst.gas_cost.add(attrs[semconv.ATTR_GAS_COST_ETH], metric_attrs)
-        for bp in self._slippage_bp or ():
-            direction = "favorable" if bp < 0 else "adverse"
-            inst.slippage.record(float(abs(bp)), {**metric_attrs, semconv.ATTR_SLIPPAGE_DIRECTION: direction})
-        pnl = self.net_profit_wei
-        if pnl is not None and (self._parent is None or self._parent._spec is None):
-            # Profit is emitted once per operation tree, at its root.
-            if pnl > 0:
-                inst.profit.add(_money.wei_to_eth(pnl), metric_attrs)
-            elif pnl < 0:
-                inst.loss.add(_money.wei_to_eth(-pnl), metric_attrs)
-        net_usd = attrs.get(semconv.ATTR_PROFIT_USD)
-        if net_usd is not None:
-            if net_usd > 0:
-                inst.profit_usd.add(net_usd, metric_attrs)
-            elif net_usd < 0:
-                inst.loss_usd.add(-net_usd, metric_attrs)
-
-        span = self._span
-        if span is not None:  # attributes on a non-recording (sampled-out) span are no-ops
-            if attrs:
-                span.set_attributes(attrs)
-            span.set_attribute(semconv.ATTR_OUTCOME, outcome)
-            if error_type is not None:
-                span.set_attribute(semconv.ATTR_ERROR_TYPE, error_type)
-            if outcome in (semconv.OUTCOME_FAILURE, semconv.OUTCOME_REVERTED):
-                span.set_status(Status(StatusCode.ERROR, error_type))
-            elif outcome == semconv.OUTCOME_RATE_LIMITED:
-                span.set_status(Status(StatusCode.ERROR, "rate_limited"))
-            span.end()
-
-    def _net_usd(self) -> Decimal:
-        usd = self._usd
-        assert usd is not None
-        total_gas = self._gas_cost_wei + self._child_gas_wei
-        price = self._eth_price_usd
-        if price is None and self._gross_wei:
-            price = usd / (Decimal(self._gross_wei) / _money.WEI_PER_ETH)
-        if price is None or total_gas == 0:
-            return usd
-        return usd - (Decimal(total_gas) / _money.WEI_PER_ETH) * price
 
 
 NOOP_OPERATION = Operation(None, None)

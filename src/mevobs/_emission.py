@@ -1,0 +1,193 @@
+"""What a finished operation turns into: settled PnL, metric points, span attributes,
+the log record, and the hooks (detectors, audit, breaker) that see it first.
+
+Split from ``_operation.py`` so that the handle (recorders and lifecycle) and its
+emission each stay one readable module; these functions read the handle's
+private state by design.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import Status, StatusCode
+
+from mevobs import _money, semconv
+from mevobs._logs import emit_operation_log
+from mevobs._state import LOGGER, STATE
+
+if TYPE_CHECKING:
+    from mevobs._operation import Operation
+
+TREE_LOCK = threading.Lock()
+LOG_LEVELS = {
+    semconv.OUTCOME_SUCCESS: logging.INFO,
+    semconv.OUTCOME_SKIPPED: logging.INFO,
+    semconv.OUTCOME_CANCELLED: logging.INFO,
+    semconv.OUTCOME_REVERTED: logging.WARNING,
+    semconv.OUTCOME_RATE_LIMITED: logging.WARNING,
+    semconv.OUTCOME_FAILURE: logging.ERROR,
+}
+
+
+def settle_pnl(op: Operation, outcome: str) -> None:
+    """Compute net profit for this operation and hand gas and PnL up the tree."""
+    own_gas = op._gas_cost_wei
+    if not (own_gas or op._child_gas_wei or op._gross_wei is not None or op._pending_pnl_wei is not None):
+        return  # nothing to settle: no gas, no profit anywhere below
+    with TREE_LOCK:
+        total_gas = own_gas + op._child_gas_wei
+        unaccounted = own_gas + op._unaccounted_gas_wei
+        pending = op._pending_pnl_wei
+    pnl: int | None
+    if outcome == semconv.OUTCOME_REVERTED and total_gas:
+        pnl = -total_gas  # a reverted transaction earns nothing and pays its gas
+    elif op._gross_wei is not None:
+        pnl = op._gross_wei - total_gas
+    elif pending is not None:
+        pnl = pending - unaccounted
+    else:
+        pnl = None
+    op.net_profit_wei = pnl
+    parent = op._parent
+    if parent is not None and parent._spec is not None:
+        with TREE_LOCK:
+            parent._child_gas_wei += total_gas
+            if pnl is None:
+                parent._unaccounted_gas_wei += unaccounted
+            else:
+                parent._pending_pnl_wei = (parent._pending_pnl_wei or 0) + pnl
+
+
+def emit(op: Operation, duration_ns: int, exc: BaseException | None) -> None:
+    spec = op._spec
+    assert spec is not None
+    outcome = op.outcome  # set by an exception
+    if outcome is None:
+        if op._explicit_outcome is not None:
+            outcome = op._explicit_outcome
+        elif op._tx_status == 0:
+            outcome = semconv.OUTCOME_REVERTED
+        elif op._result_failed:
+            outcome = semconv.OUTCOME_FAILURE
+        else:
+            outcome = semconv.OUTCOME_SUCCESS
+        op.outcome = outcome
+    if op._gas_cost_wei or op._child_gas_wei or op._gross_wei is not None or op._pending_pnl_wei:
+        settle_pnl(op, outcome)
+    # Hooks (detectors, audit) and the breaker see the settled operation while its
+    # span is still open, so a detector's event lands on this operation's span.
+    for hook in STATE.hooks:
+        try:
+            hook(op)
+        except Exception as err:
+            STATE.dropped("recorder_error", f"hook: {type(err).__name__}")
+    if spec.breaker is not None:
+        try:
+            spec.breaker.after_call(op)
+        except Exception as err:
+            STATE.dropped("recorder_error", f"breaker: {type(err).__name__}")
+    level = LOG_LEVELS.get(outcome, logging.INFO)
+    log = LOGGER.isEnabledFor(level)
+    if op._live or log:
+        error_type = op._error_type
+        if error_type is None and outcome == semconv.OUTCOME_REVERTED:
+            error_type = "execution_reverted"
+        metric_attrs = None
+        if op._metric_extra is None and spec._generation == STATE.generation:
+            metric_attrs = spec._cache.get((outcome, error_type))
+        if metric_attrs is None:
+            metric_attrs = spec.metric_attrs(outcome, error_type, op._metric_extra)
+        if (
+            op._gas_used is not None
+            or op._child_gas_wei
+            or op.net_profit_wei is not None
+            or op._usd is not None
+        ):
+            derive_attributes(op)
+        if op._live:
+            record_metrics(op, duration_ns, outcome, error_type, metric_attrs)
+        if log:
+            emit_operation_log(
+                LOGGER,
+                level,
+                spec.span_name,
+                outcome,
+                duration_ns,
+                {**spec.span_attrs, **op._attrs, **metric_attrs},
+                op._span_ctx,
+                exc if outcome == semconv.OUTCOME_FAILURE else None,
+                spec.where,
+            )
+
+
+def derive_attributes(op: Operation) -> None:
+    """Gas and profit figures for the span and the log, exact in wei."""
+    attrs = op._attrs
+    if op._gas_used is not None:
+        attrs[semconv.ATTR_GAS_COST_WEI] = str(op._gas_cost_wei)
+        attrs[semconv.ATTR_GAS_COST_ETH] = _money.wei_to_eth(op._gas_cost_wei)
+    if op._child_gas_wei:
+        attrs[semconv.ATTR_GAS_COST_TOTAL_WEI] = str(op._gas_cost_wei + op._child_gas_wei)
+    pnl = op.net_profit_wei
+    if pnl is not None:
+        attrs[semconv.ATTR_PROFIT_NET_WEI] = str(pnl)
+        attrs[semconv.ATTR_PROFIT_NET_ETH] = _money.wei_to_eth(pnl)
+    if op._usd is not None:
+        attrs[semconv.ATTR_PROFIT_USD] = float(net_usd(op))
+
+
+def record_metrics(
+    op: Operation, duration_ns: int, outcome: str, error_type: str | None, metric_attrs: dict[str, Any]
+) -> None:
+    """Metric points and span attributes of a finished operation."""
+    inst = STATE.instruments
+    inst.duration.record(duration_ns / 1e9, metric_attrs)
+    attrs = op._attrs
+    if op._gas_used is not None:
+        inst.gas_used.record(op._gas_used, metric_attrs)
+        inst.gas_cost.add(attrs[semconv.ATTR_GAS_COST_ETH], metric_attrs)
+    for bp in op._slippage_bp or ():
+        direction = "favorable" if bp < 0 else "adverse"
+        inst.slippage.record(float(abs(bp)), {**metric_attrs, semconv.ATTR_SLIPPAGE_DIRECTION: direction})
+    pnl = op.net_profit_wei
+    if pnl is not None and (op._parent is None or op._parent._spec is None):
+        # Profit is emitted once per operation tree, at its root.
+        if pnl > 0:
+            inst.profit.add(_money.wei_to_eth(pnl), metric_attrs)
+        elif pnl < 0:
+            inst.loss.add(_money.wei_to_eth(-pnl), metric_attrs)
+    net_usd = attrs.get(semconv.ATTR_PROFIT_USD)
+    if net_usd is not None:
+        if net_usd > 0:
+            inst.profit_usd.add(net_usd, metric_attrs)
+        elif net_usd < 0:
+            inst.loss_usd.add(-net_usd, metric_attrs)
+
+    span = op._span
+    if span is not None:  # attributes on a non-recording (sampled-out) span are no-ops
+        if attrs:
+            span.set_attributes(attrs)
+        span.set_attribute(semconv.ATTR_OUTCOME, outcome)
+        if error_type is not None:
+            span.set_attribute(semconv.ATTR_ERROR_TYPE, error_type)
+        if outcome in (semconv.OUTCOME_FAILURE, semconv.OUTCOME_REVERTED):
+            span.set_status(Status(StatusCode.ERROR, error_type))
+        elif outcome == semconv.OUTCOME_RATE_LIMITED:
+            span.set_status(Status(StatusCode.ERROR, "rate_limited"))
+        span.end()
+
+
+def net_usd(op: Operation) -> Decimal:
+    usd = op._usd
+    assert usd is not None
+    total_gas = op._gas_cost_wei + op._child_gas_wei
+    price = op._eth_price_usd
+    if price is None and op._gross_wei:
+        price = usd / (Decimal(op._gross_wei) / _money.WEI_PER_ETH)
+    if price is None or total_gas == 0:
+        return usd
+    return usd - (Decimal(total_gas) / _money.WEI_PER_ETH) * price
