@@ -7,7 +7,10 @@ record nothing and change nothing.
 """
 
 from mevobs import semconv
-from mevobs._audit import AuditLog
+from mevobs._audit import AuditLog, VerifyResult
+from mevobs._audit import verify_chain as verify_audit
+from mevobs._audit_report import Report as AuditReport
+from mevobs._audit_report import build_report as audit_report
 from mevobs._breaker import BreakerStats, CircuitBreaker, CircuitOpenError, Transition
 from mevobs._factories import arbitrage, liquidity, operation, rpc, swap
 from mevobs._health import HealthServer, register_health_check, unregister_health_check
@@ -32,6 +35,7 @@ from mevobs._wrap import OperationWrapper
 __all__ = [
     "ArbitrageResult",
     "AuditLog",
+    "AuditReport",
     "BreakerStats",
     "CircuitBreaker",
     "CircuitOpenError",
@@ -46,8 +50,10 @@ __all__ = [
     "Telemetry",
     "TextFormatter",
     "Transition",
+    "VerifyResult",
     "__version__",
     "arbitrage",
+    "audit_report",
     "configure",
     "current_operation",
     "dropped_counts",
@@ -63,6 +69,7 @@ __all__ = [
     "shutdown",
     "swap",
     "unregister_health_check",
+    "verify_audit",
     "watch_event_loop",
     "wei_to_eth",
 ]
