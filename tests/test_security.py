@@ -236,3 +236,27 @@ def test_a_security_detector_trips_a_listening_breaker(clock: Clock) -> None:
         assert breaker.state == "open"
         with pytest.raises(mevobs.CircuitOpenError, match="security incident: unexpected_contract"):
             arb(ROUTER)
+
+
+def test_detectors_are_safe_across_threads(clock: Clock) -> None:
+    """8 threads finishing operations through one monitor: no detector error is counted,
+    and a shared anomaly is still seen exactly once per injected sample."""
+    import threading
+
+    monitor = SecurityMonitor(None, ALLOW, clock=clock)
+    before = mevobs.dropped_counts().get("recorder_error", 0)
+    with capture(hooks=[monitor]) as captured:
+
+        def work(seed: int) -> None:
+            rng = random.Random(seed)
+            for i in range(300):
+                swap(gas=int(rng.gauss(150_000, 5_000)), i=seed * 1000 + i)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        swap(gas=900_000, i=99_999)
+        assert events(captured, "abnormal_gas") == 1
+    assert mevobs.dropped_counts().get("recorder_error", 0) == before

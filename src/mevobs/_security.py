@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -181,10 +182,22 @@ class SecurityMonitor:
         self._tx_rate: dict[str, RateBaseline] = {}
         self._reverts: dict[str, int] = {}
         self._rpc: dict[str, ErrorBurst] = {}
+        self._lock = threading.Lock()
+        self._found: list[tuple[str, str, bool, dict[str, Any], dict[str, Any], Any]] = []
 
     def __call__(self, op: Operation) -> None:
         if not self.settings.enabled:
             return
+        # Operations finish on many threads: the detectors' state changes under one lock,
+        # and what they found is emitted after it is released (emitting may trip a
+        # breaker, whose listeners may run operations of their own).
+        with self._lock:
+            self._detect(op)
+            found, self._found = self._found, []
+        for event in found:
+            emit_security_event(*event)
+
+    def _detect(self, op: Operation) -> None:
         attrs = op.attributes
         kind = op.kind
         if kind == semconv.OPERATION_RPC:
@@ -222,7 +235,7 @@ class SecurityMonitor:
         tx = op.attributes.get(semconv.ATTR_TX_HASH)
         if tx is not None:
             details[semconv.ATTR_TX_HASH] = tx
-        emit_security_event(kind, message, critical, context, details, op.span)
+        self._found.append((kind, message, critical, context, details, op.span))
 
     def _abnormal_gas(self, op: Operation, kind: str, exchange: str, chain: str, gas: int) -> None:
         s = self.settings
