@@ -55,41 +55,35 @@ def _labels(labels: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str,
     return out
 
 
+def _set_pool_gauge(name: str, field: str, raw: Any, pool: Any, exchange: Any, chain: Any) -> None:
+    """Set one of the per-pool gauges (``pool_liquidity``, ``price_deviation``); never raises."""
+    try:
+        if not (STATE.live or STATE.check_live()):
+            return
+        value = _number(field, raw, allow_negative=name == "price_deviation")
+        labels = _labels(
+            {semconv.ATTR_EXCHANGE: exchange, semconv.ATTR_CHAIN: chain, semconv.ATTR_POOL: pool},
+            _POOL_REQUIRED,
+        )
+        if value is not None and labels is not None:
+            getattr(STATE.instruments, name).set(abs(value), labels)
+    except Exception as exc:  # a broken meter must not reach the bot
+        STATE.dropped("recorder_error", f"{name}: {type(exc).__name__}")
+
+
 def record_pool_liquidity(pool: str, usd: Any, *, exchange: str, chain: str | None = None) -> None:
     """Report a watched pool's liquidity (TVL) in USD: the ``mev.pool.liquidity`` gauge.
 
     Feeds the low-liquidity warning alert. ``pool`` is a name from a bounded set
     (the pools the bot trades), never a per-trade value.
     """
-    try:
-        if not (STATE.live or STATE.check_live()):
-            return
-        value = _number("usd", usd, allow_negative=False)
-        labels = _labels(
-            {semconv.ATTR_EXCHANGE: exchange, semconv.ATTR_CHAIN: chain, semconv.ATTR_POOL: pool},
-            _POOL_REQUIRED,
-        )
-        if value is not None and labels is not None:
-            STATE.instruments.pool_liquidity.set(value, labels)
-    except Exception as exc:  # a broken meter must not reach the bot
-        STATE.dropped("recorder_error", f"record_pool_liquidity: {type(exc).__name__}")
+    _set_pool_gauge("pool_liquidity", "usd", usd, pool, exchange, chain)
 
 
 def record_price_deviation(pool: str, bp: Any, *, exchange: str, chain: str | None = None) -> None:
     """Report how far a pool's price is from the bot's reference price, in basis points
     (magnitude): the ``mev.price.deviation`` gauge, which feeds the price-deviation alert."""
-    try:
-        if not (STATE.live or STATE.check_live()):
-            return
-        value = _number("bp", bp, allow_negative=True)
-        labels = _labels(
-            {semconv.ATTR_EXCHANGE: exchange, semconv.ATTR_CHAIN: chain, semconv.ATTR_POOL: pool},
-            _POOL_REQUIRED,
-        )
-        if value is not None and labels is not None:
-            STATE.instruments.price_deviation.set(abs(value), labels)
-    except Exception as exc:
-        STATE.dropped("recorder_error", f"record_price_deviation: {type(exc).__name__}")
+    _set_pool_gauge("price_deviation", "bp", bp, pool, exchange, chain)
 
 
 def record_exposure(token: str, amount: Any, *, chain: str | None = None) -> None:

@@ -155,6 +155,15 @@ def wait_ready(port: int, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+def _serve(log_path: Path, command: list[str], port: int) -> subprocess.Popen[bytes]:
+    """Start a server logging to ``log_path``; return once ``/-/ready`` answers on ``port``."""
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    wait_port(port, 30)
+    wait_ready(port)
+    return proc
+
+
 def _get_json(url: str) -> Any:
     return json.loads(urllib.request.urlopen(url, timeout=5).read())
 
@@ -188,19 +197,16 @@ class Prometheus:
             }
         path = workdir / "prometheus.yml"
         path.write_text(json.dumps(config))  # JSON is YAML
-        with (workdir / "prometheus.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={path}",
-                    f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_port(self.port, 30)
-        wait_ready(self.port)
+        self.proc = _serve(
+            workdir / "prometheus.log",
+            [
+                binary,
+                f"--config.file={path}",
+                f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            self.port,
+        )
 
     def api(self, path: str, **params: str) -> Any:
         url = f"http://127.0.0.1:{self.port}/api/v1/{path}"
@@ -228,20 +234,17 @@ class Alertmanager:
         binary = alertmanager_binary()
         assert binary is not None
         self.port = free_port()
-        with (workdir / "alertmanager.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={config}",
-                    f"--storage.path={workdir / 'alertmanager-data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--cluster.listen-address=",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_port(self.port, 30)
-        wait_ready(self.port)
+        self.proc = _serve(
+            workdir / "alertmanager.log",
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.path={workdir / 'alertmanager-data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            self.port,
+        )
 
     def alerts(self) -> list[dict[str, Any]]:
         return list(_get_json(f"http://127.0.0.1:{self.port}/api/v2/alerts"))
