@@ -26,13 +26,19 @@ def _eth(wei: int) -> str:
 class Row:
     group: str
     operations: int = 0
-    transactions: int = 0
-    reverted: int = 0
     gas_wei: int = 0
     gross_wei: int = 0
     net_wei: int = 0
     _txs: set[str] = field(default_factory=set, repr=False)
     _reverted_txs: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def transactions(self) -> int:
+        return len(self._txs)
+
+    @property
+    def reverted(self) -> int:
+        return len(self._reverted_txs)
 
     def add(self, record: dict[str, Any]) -> None:
         self.operations += 1
@@ -42,7 +48,6 @@ class Row:
             self._txs.add(tx)
             if record.get("outcome") == "reverted":
                 self._reverted_txs.add(tx)
-            self.transactions, self.reverted = len(self._txs), len(self._reverted_txs)
         self.gas_wei += int(record.get("gas_cost_wei", 0))
         self.gross_wei += int(record.get("gross_profit_wei", 0))
         self.net_wei += int(record.get("net_profit_wei", 0))

@@ -4,7 +4,6 @@ much, or a security incident says so; the automated rollback trigger."""
 from __future__ import annotations
 
 import collections
-import logging
 import threading
 import time
 import weakref
@@ -306,7 +305,4 @@ def notify_security_event(kind: str) -> None:
     with _BREAKERS_LOCK:
         breakers = list(_BREAKERS)
     for breaker in breakers:
-        try:
-            breaker.security_event(kind)
-        except Exception:  # pragma: no cover - a listener's failure is logged inside
-            logging.getLogger(__name__).debug("breaker %s failed on a security event", breaker.name)
+        breaker.security_event(kind)  # never raises: listeners are guarded inside

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from mevobs import semconv
+from mevobs._breaker import CircuitBreaker
 from mevobs._wrap import ErrorPredicate, Extractor, OperationWrapper, build_wrapper
 
 P = ParamSpec("P")
@@ -27,7 +28,7 @@ def operation(
     provider: Any = None,
     extract: Extractor | bool | None = None,
     record_error_if: ErrorPredicate | None = None,
-    breaker: Any = None,
+    breaker: CircuitBreaker | None = None,
     **attributes: Any,
 ) -> OperationWrapper:
     """A generic operation of ``kind`` (e.g. ``"bundle"``, ``"quote"``).
@@ -65,7 +66,7 @@ def swap(
     strategy: str | None = None,
     extract: Extractor | bool | None = None,
     record_error_if: ErrorPredicate | None = None,
-    breaker: Any = None,
+    breaker: CircuitBreaker | None = None,
     **attributes: Any,
 ) -> OperationWrapper: ...
 def swap(
@@ -77,7 +78,7 @@ def swap(
     strategy: str | None = None,
     extract: Extractor | bool | None = None,
     record_error_if: ErrorPredicate | None = None,
-    breaker: Any = None,
+    breaker: CircuitBreaker | None = None,
     **attributes: Any,
 ) -> Callable[P, R] | OperationWrapper:
     """A token swap on ``exchange`` (``uniswap_v2``, ``uniswap_v3``, ``curve``...)."""
@@ -106,7 +107,7 @@ def liquidity(
     chain: str | None = None,
     extract: Extractor | bool | None = None,
     record_error_if: ErrorPredicate | None = None,
-    breaker: Any = None,
+    breaker: CircuitBreaker | None = None,
     **attributes: Any,
 ) -> OperationWrapper: ...
 def liquidity(
@@ -118,7 +119,7 @@ def liquidity(
     chain: str | None = None,
     extract: Extractor | bool | None = None,
     record_error_if: ErrorPredicate | None = None,
-    breaker: Any = None,
+    breaker: CircuitBreaker | None = None,
     **attributes: Any,
 ) -> Callable[P, R] | OperationWrapper:
     """Adding or removing liquidity on ``exchange``; ``action`` is ``"add"`` or ``"remove"``."""
@@ -149,7 +150,7 @@ def arbitrage(
     exchange: str | None = None,
     extract: Extractor | bool | None = None,
     record_error_if: ErrorPredicate | None = None,
-    breaker: Any = None,
+    breaker: CircuitBreaker | None = None,
     **attributes: Any,
 ) -> OperationWrapper: ...
 def arbitrage(
@@ -161,7 +162,7 @@ def arbitrage(
     exchange: str | None = None,
     extract: Extractor | bool | None = None,
     record_error_if: ErrorPredicate | None = None,
-    breaker: Any = None,
+    breaker: CircuitBreaker | None = None,
     **attributes: Any,
 ) -> Callable[P, R] | OperationWrapper:
     """An arbitrage execution; nested swaps carry the gas, this records the profit."""
@@ -190,7 +191,7 @@ def rpc(
     chain: str | None = None,
     extract: Extractor | bool | None = None,
     record_error_if: ErrorPredicate | None = None,
-    breaker: Any = None,
+    breaker: CircuitBreaker | None = None,
     **attributes: Any,
 ) -> OperationWrapper: ...
 def rpc(
@@ -202,7 +203,7 @@ def rpc(
     chain: str | None = None,
     extract: Extractor | bool | None = None,
     record_error_if: ErrorPredicate | None = None,
-    breaker: Any = None,
+    breaker: CircuitBreaker | None = None,
     **attributes: Any,
 ) -> Callable[P, R] | OperationWrapper:
     """A JSON-RPC or HTTP API call: a CLIENT span; HTTP 429 and provider limits give

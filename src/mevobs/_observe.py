@@ -55,12 +55,15 @@ def _labels(labels: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str,
     return out
 
 
-def _set_pool_gauge(name: str, field: str, raw: Any, pool: Any, exchange: Any, chain: Any) -> None:
-    """Set one of the per-pool gauges (``pool_liquidity``, ``price_deviation``); never raises."""
+def _set_pool_gauge(
+    name: str, field: str, raw: Any, pool: Any, exchange: Any, chain: Any, *, signed: bool
+) -> None:
+    """Set the per-pool gauge ``STATE.instruments.<name>`` to ``|raw|`` (``signed``: a
+    negative input is valid, only its magnitude is kept); never raises."""
     try:
         if not (STATE.live or STATE.check_live()):
             return
-        value = _number(field, raw, allow_negative=name == "price_deviation")
+        value = _number(field, raw, allow_negative=signed)
         labels = _labels(
             {semconv.ATTR_EXCHANGE: exchange, semconv.ATTR_CHAIN: chain, semconv.ATTR_POOL: pool},
             _POOL_REQUIRED,
@@ -77,13 +80,13 @@ def record_pool_liquidity(pool: str, usd: Any, *, exchange: str, chain: str | No
     Feeds the low-liquidity warning alert. ``pool`` is a name from a bounded set
     (the pools the bot trades), never a per-trade value.
     """
-    _set_pool_gauge("pool_liquidity", "usd", usd, pool, exchange, chain)
+    _set_pool_gauge("pool_liquidity", "usd", usd, pool, exchange, chain, signed=False)
 
 
 def record_price_deviation(pool: str, bp: Any, *, exchange: str, chain: str | None = None) -> None:
     """Report how far a pool's price is from the bot's reference price, in basis points
     (magnitude): the ``mev.price.deviation`` gauge, which feeds the price-deviation alert."""
-    _set_pool_gauge("price_deviation", "bp", bp, pool, exchange, chain)
+    _set_pool_gauge("price_deviation", "bp", bp, pool, exchange, chain, signed=True)
 
 
 def record_exposure(token: str, amount: Any, *, chain: str | None = None) -> None:

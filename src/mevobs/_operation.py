@@ -147,6 +147,13 @@ class Operation:
         """Profit the bot expected before execution (``record_profit(expected_wei=...)``)."""
         return self._expected_profit_wei
 
+    def attribute(self, key: str) -> Any:
+        """One span/log attribute (recorded, else static), without copying them all."""
+        value = self._attrs.get(key)
+        if value is None and self._spec is not None:
+            value = self._spec.span_attrs.get(key)
+        return value
+
     @property
     def attributes(self) -> dict[str, Any]:
         """A copy of the span/log attributes recorded so far (static ones included)."""

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from mevobs._operation import Operation
 
 Clock = Callable[[], float]
+_RPC, _CHAIN, _EXCHANGE = semconv.OPERATION_RPC, semconv.ATTR_CHAIN, semconv.ATTR_EXCHANGE
+_TX_TO, _TX_HASH = semconv.ATTR_TX_TO, semconv.ATTR_TX_HASH
 
 
 class SecuritySettings(BaseModel):
@@ -182,38 +184,52 @@ class SecurityMonitor:
         self._tx_rate: dict[str, RateBaseline] = {}
         self._reverts: dict[str, int] = {}
         self._rpc: dict[str, ErrorBurst] = {}
+        self._enabled = s.enabled
         self._lock = threading.Lock()
         self._found: list[tuple[str, str, bool, dict[str, Any], dict[str, Any], Any]] = []
 
     def __call__(self, op: Operation) -> None:
-        if not self.settings.enabled:
+        if not self._enabled:
             return
         # Operations finish on many threads: the detectors' state changes under one lock,
         # and what they found is emitted after it is released (emitting may trip a
         # breaker, whose listeners may run operations of their own).
-        with self._lock:
-            self._detect(op)
-            found, self._found = self._found, []
+        if op.kind == _RPC:
+            with self._lock:
+                self._rpc_pattern(op)
+                found = self._take()
+        else:
+            # Private reads on purpose: this runs after every operation (the hot path).
+            gas, expected, gross = op._gas_used, op._expected_profit_wei, op._gross_wei
+            to, tx = op.attribute(_TX_TO), op._attrs.get(_TX_HASH)
+            if gas is None and to is None and tx is None and (expected is None or gross is None):
+                return  # nothing any detector looks at: no lock, no work
+            with self._lock:
+                self._detect(op, gas, to, tx, expected, gross)
+                found = self._take()
         for event in found:
             emit_security_event(*event)
 
-    def _detect(self, op: Operation) -> None:
-        attrs = op.attributes
+    def _take(self) -> list[tuple[str, str, bool, dict[str, Any], dict[str, Any], Any]]:
+        found = self._found
+        if found:
+            self._found = []
+        return found
+
+    def _detect(
+        self, op: Operation, gas: int | None, to: Any, tx: Any, expected: int | None, gross: int | None
+    ) -> None:
         kind = op.kind
-        if kind == semconv.OPERATION_RPC:
-            self._rpc_pattern(op, attrs)
-            return
-        chain = str(attrs.get(semconv.ATTR_CHAIN) or "")
-        exchange = str(attrs.get(semconv.ATTR_EXCHANGE) or "")
-        if op.gas_used is not None:
-            self._abnormal_gas(op, kind, exchange, chain, op.gas_used)
-        to = attrs.get(semconv.ATTR_TX_TO)
+        chain = str(op.attribute(_CHAIN) or "")
+        exchange = str(op.attribute(_EXCHANGE) or "")
+        if gas is not None:
+            self._abnormal_gas(op, kind, exchange, chain, gas)
         if to is not None:
             self._unexpected_contract(op, chain, exchange, str(to))
-        if semconv.ATTR_TX_HASH in attrs:
+        if tx is not None:
             self._tx_pattern(op, chain, exchange)
-        if op.expected_profit_wei is not None and op.gross_profit_wei is not None:
-            self._profit_deviation(op, chain, exchange, op.expected_profit_wei, op.gross_profit_wei)
+        if expected is not None and gross is not None:
+            self._profit_deviation(op, chain, exchange, expected, gross)
 
     # -------------------------------------------------------------- detectors
 
@@ -232,7 +248,7 @@ class SecurityMonitor:
             semconv.ATTR_EXCHANGE: exchange or None,
             semconv.ATTR_CHAIN: chain or None,
         }
-        tx = op.attributes.get(semconv.ATTR_TX_HASH)
+        tx = op.attribute(semconv.ATTR_TX_HASH)
         if tx is not None:
             details[semconv.ATTR_TX_HASH] = tx
         self._found.append((kind, message, critical, context, details, op.span))
@@ -306,10 +322,11 @@ class SecurityMonitor:
         else:
             self._reverts[chain] = 0
 
-    def _rpc_pattern(self, op: Operation, attrs: Mapping[str, Any]) -> None:
+    def _rpc_pattern(self, op: Operation) -> None:
+        attr = op.attribute
         s = self.settings
-        method = str(attrs.get(semconv.ATTR_RPC_METHOD) or "")
-        chain = str(attrs.get(semconv.ATTR_CHAIN) or "")
+        method = str(attr(semconv.ATTR_RPC_METHOD) or "")
+        chain = str(attr(semconv.ATTR_CHAIN) or "")
         if self.allowed_methods is not None and method not in self.allowed_methods:
             self._emit(
                 op,
@@ -320,7 +337,7 @@ class SecurityMonitor:
                 "",
                 **{semconv.ATTR_RPC_METHOD: method},
             )
-        provider = str(attrs.get(semconv.ATTR_RPC_PROVIDER) or attrs.get(semconv.ATTR_SERVER_ADDRESS) or "")
+        provider = str(attr(semconv.ATTR_RPC_PROVIDER) or attr(semconv.ATTR_SERVER_ADDRESS) or "")
         burst = self._rpc.get(provider)
         if burst is None:
             burst = self._rpc[provider] = ErrorBurst(s.rpc_window, s.rpc_error_ratio)

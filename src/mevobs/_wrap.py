@@ -21,6 +21,7 @@ import wrapt
 from opentelemetry.trace import SpanKind
 
 from mevobs import semconv
+from mevobs._breaker import CircuitBreaker
 from mevobs._extract import extract_result
 from mevobs._operation import CURRENT, Operation, _valid_attr_value
 from mevobs._scrub import scrub_text, scrub_value
@@ -74,7 +75,7 @@ class OperationSpec:
         *,
         extract: Extractor | bool | None,
         record_error_if: ErrorPredicate | None,
-        breaker: Any = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.kind = kind
         self.is_rpc = kind == semconv.OPERATION_RPC
@@ -404,7 +405,7 @@ def build_wrapper(
     provider: Any = None,
     extract: Extractor | bool | None = None,
     record_error_if: ErrorPredicate | None = None,
-    breaker: Any = None,
+    breaker: CircuitBreaker | None = None,
     attributes: dict[str, Any] | None = None,
 ) -> OperationWrapper:
     """Resolve names and attributes once and return the wrapper object."""
