@@ -59,8 +59,8 @@ def _target(mode: str) -> Any:
         _pipeline(sampled=mode != "metrics-only")
     if mode == "full+detectors":
         # What configure() adds by default: the security detectors on every operation.
-        from mevobs._security import SecurityMonitor
         from mevobs._state import STATE
+        from mevobs.guards._security import SecurityMonitor
 
         STATE.hooks.append(SecurityMonitor())
     if mode in ("unconfigured", "metrics-only", "full", "full+detectors"):

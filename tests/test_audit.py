@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import mevobs
-from mevobs._audit import rotated_files, verify_chain
-from mevobs._audit_report import build_report
+from mevobs.guards._audit import rotated_files, verify_chain
+from mevobs.guards._audit_report import build_report
 
 N = 10_000
 
@@ -82,7 +82,7 @@ def test_editing_one_line_is_detected(tmp_path: Path, log_lines: list[str], inde
 
 def test_editing_and_rehashing_one_line_is_detected(tmp_path: Path, log_lines: list[str]) -> None:
     """A forger who recomputes the record's own hash still breaks the next link."""
-    from mevobs._audit import _digest
+    from mevobs.guards._audit import _digest
 
     lines = list(log_lines)
     record = json.loads(lines[100])

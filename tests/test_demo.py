@@ -212,8 +212,8 @@ def test_demo_switches_the_runtime_guards_on(tmp_path: Path) -> None:
     """The demo runs with a circuit breaker (it trips under a 50 % revert rate and refuses
     arbitrages), the audit trail (intact, its net profit equal to the printed one) and
     the detectors; its summary reports them."""
-    from mevobs._audit import verify_chain
-    from mevobs._audit_report import build_report
+    from mevobs.guards._audit import verify_chain
+    from mevobs.guards._audit_report import build_report
 
     summary, result = _run(3, fail_rate=0.5, log_path=tmp_path / "g.jsonl", duration=10)
     bot = result.bot  # type: ignore[attr-defined]

@@ -95,6 +95,20 @@ def test_reverted_child_inside_a_profitable_arbitrage_is_not_counted_twice(
     assert mevobs_telemetry.counter_value("mev.profit") == pytest.approx(0.00095, rel=1e-12)
 
 
+@pytest.mark.parametrize("child_gross", [0, 5])
+def test_a_child_profit_of_zero_wei_still_settles_the_parent(
+    mevobs_telemetry: Captured, child_gross: int
+) -> None:
+    """A child swap that records gross_wei=0 hands a net of 0 up: the parent
+    arbitrage's net profit is 0, not None (and 5 for gross_wei=5)."""
+    with mevobs.arbitrage(strategy="cross_dex") as arb, mevobs.swap(exchange="uniswap_v2") as child:
+        child.record_profit(gross_wei=child_gross)
+    assert child.net_profit_wei == child_gross
+    assert arb.net_profit_wei == child_gross
+    attrs = mevobs_telemetry.span("arbitrage cross_dex").attributes
+    assert attrs is not None and attrs["mev.profit.net_wei"] == str(child_gross)
+
+
 def test_slippage_of_an_under_filled_swap(mevobs_telemetry: Captured) -> None:
     """Quoted 2 000 USDC, received 1 990: (2000 - 1990) / 2000 x 10 000 = 50 bp adverse."""
     with mevobs.swap(exchange="uniswap_v3") as op:
@@ -144,3 +158,17 @@ def test_slippage_formula_is_exact(expected: int, actual: int) -> None:
     assert bp is not None
     assert bp * expected == pytest.approx(Decimal(expected - actual) * 10_000)
     assert (bp < 0) == (actual > expected)
+
+
+def test_a_reverted_swap_records_no_slippage(mevobs_telemetry: Captured) -> None:
+    """A reverted swap filled nothing: its amount_out of 0 is not 10 000 bp of adverse
+    slippage. A successful swap in the same run still records its slippage."""
+    with mevobs.swap(exchange="uniswap_v2") as op:
+        op.record_tx(tx_hash="0x" + "01" * 32, status=0)
+        op.record_swap(amount_in=10**18, amount_out=0, expected_amount_out=3_000 * 10**6)
+    assert op.outcome == "reverted"
+    assert mevobs_telemetry.histogram_count("mev.slippage") == 0
+    with mevobs.swap(exchange="uniswap_v2"):
+        mevobs.current_operation().record_swap(amount_out=995, expected_amount_out=1000)
+    assert mevobs_telemetry.histogram_count("mev.slippage", direction="adverse") == 1
+    assert mevobs_telemetry.histogram_sum("mev.slippage") == pytest.approx(50.0)

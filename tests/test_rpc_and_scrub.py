@@ -9,7 +9,7 @@ import logging
 import pytest
 
 import mevobs
-from mevobs._errors import classify_rpc_error
+from mevobs._rpc_errors import classify_rpc_error
 from mevobs._scrub import REDACTED, scrub_text, scrub_value
 from mevobs.testing import Captured
 

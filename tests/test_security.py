@@ -10,7 +10,7 @@ import pytest
 
 import mevobs
 from mevobs import semconv
-from mevobs._security import SecurityMonitor
+from mevobs.guards._security import SecurityMonitor
 from mevobs.testing import Captured, capture
 
 N = 10_000
@@ -260,3 +260,58 @@ def test_detectors_are_safe_across_threads(clock: Clock) -> None:
         swap(gas=900_000, i=99_999)
         assert events(captured, "abnormal_gas") == 1
     assert mevobs.dropped_counts().get("recorder_error", 0) == before
+
+
+class SandwichedPool:
+    """A detector a bot writes itself: a swap on a pool the bot was told is being
+    sandwiched fires. It fits ``mevobs.Detector`` without subclassing anything."""
+
+    kind = "sandwiched_pool"
+
+    def __init__(self, pools: set[str]) -> None:
+        self.pools = pools
+        self.seen = 0
+
+    def __call__(self, op: mevobs.FinishedOperation) -> list[mevobs.Finding]:
+        self.seen += 1
+        pool = op.attribute(semconv.ATTR_POOL_ADDRESS)
+        if op.kind != semconv.OPERATION_SWAP or pool not in self.pools:
+            return []
+        return [mevobs.Finding(f"swap on watched pool {pool}", details={"mev.pool.address": pool})]
+
+
+def test_a_user_detector_passed_to_configure_is_counted_under_its_own_kind() -> None:
+    """A detector defined outside the package, given to configure(), fires on a real
+    operation; mev.security.events counts it under its own kind, as Prometheus scrapes it."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    detector = SandwichedPool({"0xpool"})
+    with mevobs.configure(
+        exporter="prometheus", metrics_port=port, log_destination="none", detectors=[detector]
+    ):
+
+        @mevobs.swap(exchange="uniswap_v2", chain="ethereum")
+        def swap(pool: str) -> None:
+            mevobs.current_operation().record_liquidity(pool=pool)
+
+        swap("0xother")
+        swap("0xpool")
+        swap("0xpool")
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert detector.seen == 3
+    lines = [line for line in body.splitlines() if line.startswith("mev_security_events_total{")]
+    ours = [line for line in lines if 'mev_security_kind="sandwiched_pool"' in line]
+    assert len(ours) == 1, lines
+    assert 'mev_operation="swap"' in ours[0] and 'mev_exchange="uniswap_v2"' in ours[0]
+    assert ours[0].rsplit(" ", 1)[1] == "2.0"
+
+
+def test_an_unregistered_kind_is_refused_not_counted(mevobs_telemetry: Captured) -> None:
+    """record_security_event with a kind no detector registered is dropped and counted."""
+    mevobs.record_security_event("sandwiched_pool", "not registered")
+    assert events(mevobs_telemetry, "sandwiched_pool") == 0
+    assert mevobs.dropped_counts().get("invalid_attribute", 0) >= 1

@@ -7,30 +7,31 @@ record nothing and change nothing.
 """
 
 from mevobs import semconv
-from mevobs._audit import AuditLog, VerifyResult
-from mevobs._audit import verify_chain as verify_audit
-from mevobs._audit_report import Report as AuditReport
-from mevobs._audit_report import build_report as audit_report
-from mevobs._breaker import BreakerStats, CircuitBreaker, CircuitOpenError, Transition
 from mevobs._factories import arbitrage, liquidity, operation, rpc, swap
-from mevobs._health import HealthServer, register_health_check, unregister_health_check
 from mevobs._logs import JsonFormatter, TextFormatter
 from mevobs._money import wei_to_eth
-from mevobs._observe import (
+from mevobs._observations import (
     record_exposure,
     record_pool_liquidity,
     record_price_deviation,
     record_security_event,
 )
 from mevobs._operation import Operation, current_operation
+from mevobs._protocols import Detector, Finding, FinishedOperation, Guard, Hook
 from mevobs._results import ArbitrageResult, LiquidityResult, SwapResult
-from mevobs._runtime import watch_event_loop
-from mevobs._security import SecuritySettings
 from mevobs._settings import Settings
 from mevobs._setup import Telemetry, configure, shutdown
 from mevobs._state import dropped_counts
 from mevobs._version import __version__
 from mevobs._wrap import OperationWrapper
+from mevobs.guards._audit import AuditLog, VerifyResult
+from mevobs.guards._audit import verify_chain as verify_audit
+from mevobs.guards._audit_report import Report as AuditReport
+from mevobs.guards._audit_report import build_report as audit_report
+from mevobs.guards._breaker import BreakerStats, CircuitBreaker, CircuitOpenError, Transition
+from mevobs.guards._health import HealthServer, register_health_check, unregister_health_check
+from mevobs.guards._runtime import watch_event_loop
+from mevobs.guards._security import SecuritySettings
 
 __all__ = [
     "ArbitrageResult",
@@ -39,7 +40,12 @@ __all__ = [
     "BreakerStats",
     "CircuitBreaker",
     "CircuitOpenError",
+    "Detector",
+    "Finding",
+    "FinishedOperation",
+    "Guard",
     "HealthServer",
+    "Hook",
     "JsonFormatter",
     "LiquidityResult",
     "Operation",

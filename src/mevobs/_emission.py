@@ -33,11 +33,19 @@ LOG_LEVELS = {
 }
 
 
+def has_pnl(op: Operation) -> bool:
+    """Whether anything in ``op``'s tree carries gas or profit (there is PnL to settle).
+
+    One predicate for every caller: a child's PnL of exactly 0 wei is still PnL.
+    """
+    return bool(
+        op._gas_cost_wei or op._child_gas_wei or op._gross_wei is not None or op._pending_pnl_wei is not None
+    )
+
+
 def settle_pnl(op: Operation, outcome: str) -> None:
     """Compute net profit for this operation and hand gas and PnL up the tree."""
     own_gas = op._gas_cost_wei
-    if not (own_gas or op._child_gas_wei or op._gross_wei is not None or op._pending_pnl_wei is not None):
-        return  # nothing to settle: no gas, no profit anywhere below
     with TREE_LOCK:
         total_gas = own_gas + op._child_gas_wei
         unaccounted = own_gas + op._unaccounted_gas_wei
@@ -76,7 +84,9 @@ def emit(op: Operation, duration_ns: int, exc: BaseException | None) -> None:
         else:
             outcome = semconv.OUTCOME_SUCCESS
         op.outcome = outcome
-    if op._gas_cost_wei or op._child_gas_wei or op._gross_wei is not None or op._pending_pnl_wei:
+    if outcome == semconv.OUTCOME_REVERTED and op._error_type is None:
+        op._error_type = "execution_reverted"
+    if has_pnl(op):
         settle_pnl(op, outcome)
     # Hooks (detectors, audit) and the breaker see the settled operation while its
     # span is still open, so a detector's event lands on this operation's span.
@@ -94,8 +104,6 @@ def emit(op: Operation, duration_ns: int, exc: BaseException | None) -> None:
     log = LOGGER.isEnabledFor(level)
     if op._live or log:
         error_type = op._error_type
-        if error_type is None and outcome == semconv.OUTCOME_REVERTED:
-            error_type = "execution_reverted"
         metric_attrs = None
         if op._metric_extra is None and spec._generation == STATE.generation:
             metric_attrs = spec._cache.get((outcome, error_type))
@@ -145,27 +153,33 @@ def record_metrics(
 ) -> None:
     """Metric points and span attributes of a finished operation."""
     inst = STATE.instruments
-    inst.duration.record(duration_ns / 1e9, metric_attrs)
+    inst.histogram(semconv.OPERATION_DURATION).record(duration_ns / 1e9, metric_attrs)
     attrs = op._attrs
     if op._gas_used is not None:
-        inst.gas_used.record(op._gas_used, metric_attrs)
-        inst.gas_cost.add(attrs[semconv.ATTR_GAS_COST_ETH], metric_attrs)
-    for bp in op._slippage_bp or ():
-        direction = "favorable" if bp < 0 else "adverse"
-        inst.slippage.record(float(abs(bp)), {**metric_attrs, semconv.ATTR_SLIPPAGE_DIRECTION: direction})
+        inst.histogram(semconv.GAS_USED).record(op._gas_used, metric_attrs)
+        inst.counter(semconv.GAS_COST).add(attrs[semconv.ATTR_GAS_COST_ETH], metric_attrs)
+    if op._slippage_bp is not None and outcome == semconv.OUTCOME_SUCCESS:
+        # Only a filled swap has slippage: a reverted one's amount_out of 0 is not 10 000 bp.
+        for bp in op._slippage_bp:
+            direction = "favorable" if bp < 0 else "adverse"
+            inst.histogram(semconv.SLIPPAGE).record(
+                float(abs(bp)), {**metric_attrs, semconv.ATTR_SLIPPAGE_DIRECTION: direction}
+            )
+    for spec, value, extra in op._points or ():
+        inst.record(spec, value, metric_attrs if extra is None else {**metric_attrs, **extra})
     pnl = op.net_profit_wei
-    if pnl is not None and (op._parent is None or op._parent._spec is None):
+    if pnl is not None and op.is_root:
         # Profit is emitted once per operation tree, at its root.
         if pnl > 0:
-            inst.profit.add(_money.wei_to_eth(pnl), metric_attrs)
+            inst.counter(semconv.PROFIT).add(_money.wei_to_eth(pnl), metric_attrs)
         elif pnl < 0:
-            inst.loss.add(_money.wei_to_eth(-pnl), metric_attrs)
+            inst.counter(semconv.LOSS).add(_money.wei_to_eth(-pnl), metric_attrs)
     net_usd = attrs.get(semconv.ATTR_PROFIT_USD)
     if net_usd is not None:
         if net_usd > 0:
-            inst.profit_usd.add(net_usd, metric_attrs)
+            inst.counter(semconv.PROFIT_USD).add(net_usd, metric_attrs)
         elif net_usd < 0:
-            inst.loss_usd.add(-net_usd, metric_attrs)
+            inst.counter(semconv.LOSS_USD).add(-net_usd, metric_attrs)
 
     span = op._span
     if span is not None:  # attributes on a non-recording (sampled-out) span are no-ops

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider, SeverityNumber
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
+from mevobs import semconv
 from mevobs._scrub import scrub_text, scrub_value
 from mevobs._state import STATE
 
@@ -50,7 +51,7 @@ def emit_operation_log(
     own frame.
     """
     ms = duration_ns / 1e6
-    attributes["mev.duration_ms"] = round(ms, 3)
+    attributes[semconv.ATTR_DURATION_MS] = round(ms, 3)
     exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
     record = logging.LogRecord(
         logger.name, level, where[0], where[1], "%s %s in %.2f ms", (name, outcome, ms), exc_info, where[2]

@@ -129,8 +129,3 @@ def slippage_bp(expected: int, actual: int) -> Decimal | None:
     with localcontext() as ctx:
         ctx.prec = 50
         return (Decimal(expected - actual) * 10_000) / Decimal(expected)
-
-
-def wei_str(wei: int) -> str:
-    """Exact decimal string for a wei amount on a span (OTLP ints are int64)."""
-    return str(wei)

@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from opentelemetry.trace import Span, SpanContext
 
 from mevobs import _money, semconv
 from mevobs._emission import emit
-from mevobs._errors import classify_rpc_error
+from mevobs._rpc_errors import classify_rpc_error
 from mevobs._scrub import scrub_text, scrub_value
 from mevobs._state import STATE
 
@@ -90,6 +90,9 @@ class Operation:
     _usd: Decimal | None = None
     _eth_price_usd: Decimal | None = None
     _slippage_bp: list[Decimal] | None = None
+    # Metric points recorded by recorders: (spec, value, extra attributes), recorded
+    # at finish with the operation's own metric attributes.
+    _points: list[tuple[semconv.MetricSpec, float, dict[str, str] | None]] | None = None
     #: Final outcome, set when the operation finishes.
     outcome: str | None = None
     #: Net profit in wei computed at finish (None when no PnL applies).
@@ -133,6 +136,11 @@ class Operation:
         return self._parent is None or self._parent._spec is None
 
     @property
+    def error_type(self) -> str | None:
+        """The ``error.type`` of a failed, reverted or rate-limited operation (else None)."""
+        return self._error_type
+
+    @property
     def gas_used(self) -> int | None:
         """Gas used as recorded (None when no gas was recorded)."""
         return self._gas_used
@@ -160,6 +168,22 @@ class Operation:
         if self._spec is None:
             return {}
         return {**self._spec.span_attrs, **self._attrs}
+
+    def _record_point(
+        self, spec: semconv.MetricSpec, value: float, extra: dict[str, str] | None = None
+    ) -> None:
+        """Record ``value`` on metric ``spec`` when the operation finishes, with its metric
+        attributes (plus ``extra``, which must be bounded labels of that spec)."""
+        points = self._points
+        if points is None:
+            points = self._points = []
+        points.append((spec, value, extra))
+
+    def add_event(self, name: str, attributes: Mapping[str, Any]) -> None:
+        """Add an event to this operation's span (no-op when it is not recorded)."""
+        span = self._span
+        if span is not None and span.is_recording():
+            span.add_event(name, dict(attributes))
 
     # ------------------------------------------------------------- recorders
 
@@ -266,6 +290,8 @@ class Operation:
 
         With ``expected_amount_out``, realised slippage is recorded in basis
         points: (expected - actual) / expected x 10 000, negative when favourable.
+        It reaches the ``mev.slippage`` metric only if the operation succeeds: a
+        reverted or failed swap filled nothing, so it has no slippage.
         """
         attrs = self._attrs
         for key, token in ((semconv.ATTR_TOKEN_IN, token_in), (semconv.ATTR_TOKEN_OUT, token_out)):
@@ -363,7 +389,7 @@ class Operation:
             self._attrs[semconv.ATTR_PROFIT_EXPECTED_WEI] = str(expected)
 
     @_recorder
-    def record_opportunity(self, stage: Any) -> None:
+    def record_opportunity(self, stage: semconv.OpportunityStage) -> None:
         """Count an opportunity at a funnel stage (detected ... profitable, missed)."""
         if stage not in _VALID_STAGES:
             self._bad("stage", stage)
@@ -372,10 +398,10 @@ class Operation:
         assert spec is not None
         attrs = dict(spec.opportunity_attrs())
         attrs[semconv.ATTR_OPPORTUNITY_STAGE] = stage
-        STATE.instruments.opportunities.add(1, attrs)
+        STATE.instruments.counter(semconv.OPPORTUNITIES).add(1, attrs)
 
     @_recorder
-    def set_outcome(self, outcome: Any) -> None:
+    def set_outcome(self, outcome: semconv.Outcome) -> None:
         """Set the outcome explicitly (an exception raised later still wins)."""
         if outcome not in _VALID_OUTCOMES:
             self._bad("outcome", outcome)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mevobs._security import SecuritySettings
+from mevobs.guards._security import SecuritySettings
 
 Exporter = Literal["otlp", "otlp-http", "console", "none", "prometheus"]
 Environment = Literal["dev", "staging", "prod"]

@@ -12,20 +12,19 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry import _logs as otel_logs
 from opentelemetry import metrics, trace
 
-from mevobs import semconv
-from mevobs._audit import AuditLog
-from mevobs._guards import start_guards
-from mevobs._health import HealthServer
 from mevobs._logs import JsonFormatter, OtelLogBridge, TextFormatter
+from mevobs._protocols import Detector
 from mevobs._settings import Settings
 from mevobs._state import LOGGER, STATE, Providers
-from mevobs._version import __version__
+from mevobs.guards._audit import AuditLog
+from mevobs.guards._health import HealthServer
+from mevobs.guards._start import start_guards
 
 _LOCK = threading.RLock()
 _ACTIVE: Telemetry | None = None
@@ -102,8 +101,7 @@ class Telemetry:
             if _ACTIVE is self:
                 _ACTIVE = None
                 STATE.install(None)
-                STATE.hooks.clear()
-                STATE.exposure_hooks.clear()
+                STATE.clear_plugins()
             calls: list[Callable[[], Any]] = list(self._closers)
             if self.providers is not None:
                 providers = self.providers
@@ -142,25 +140,24 @@ def _quiet(call: Callable[[], Any]) -> Callable[[], None]:
     return run
 
 
-def active() -> Telemetry | None:
-    """The Telemetry of the last ``configure()`` still running, if any."""
-    return _ACTIVE
-
-
 def shutdown(timeout_seconds: float = 5.0) -> bool:
     """Shut down what ``configure()`` set up (no-op when nothing is configured)."""
     telemetry = _ACTIVE
     return telemetry.shutdown(timeout_seconds) if telemetry is not None else True
 
 
-def configure(settings: Settings | None = None, /, **kwargs: Any) -> Telemetry:
+def configure(
+    settings: Settings | None = None, /, *, detectors: Sequence[Detector] = (), **kwargs: Any
+) -> Telemetry:
     """Set up export of mevobs telemetry and return the running :class:`Telemetry`.
 
     Keyword arguments are :class:`Settings` fields; values missing here come
     from ``MEVOBS_*``, then ``OTEL_*`` environment variables. A second call
     shuts the first pipeline down first, so exporters are never duplicated.
     Global OpenTelemetry providers are installed only where the application
-    has not set its own (or with ``install_global=True``).
+    has not set its own (or with ``install_global=True``). ``detectors`` are
+    security detectors of the application's own (see :class:`mevobs.Detector`),
+    run after the built-in ones; their kinds are counted on ``mev.security.events``.
     """
     global _ACTIVE
     resolved = settings if settings is not None else Settings.load(**kwargs)
@@ -203,7 +200,7 @@ def configure(settings: Settings | None = None, /, **kwargs: Any) -> Telemetry:
             )
         STATE.install(built.providers, cap=resolved.cardinality_cap)
         STATE.scrub = resolved.scrub_secrets
-        guards = start_guards(resolved, built.providers)
+        guards = start_guards(resolved, built.providers, detectors)
         # Guards stop with the exporters, inside the same shutdown deadline.
         closers = [*guards.closers, *built.closers]
         telemetry = Telemetry(resolved, built.providers, handlers, closers, previous_level)
@@ -242,4 +239,4 @@ def _install_globals(providers: Providers) -> None:
         otel_logs.set_logger_provider(providers.logger_provider)
 
 
-__all__ = ["Telemetry", "__version__", "active", "configure", "semconv", "shutdown"]
+__all__ = ["Telemetry", "configure", "shutdown"]

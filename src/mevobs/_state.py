@@ -15,129 +15,24 @@ import importlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import LoggerProvider, get_logger_provider
-from opentelemetry.metrics import (
-    CallbackOptions,
-    Counter,
-    Histogram,
-    Meter,
-    MeterProvider,
-    Observation,
-    _Gauge,
-)
+from opentelemetry.metrics import Meter, MeterProvider
 from opentelemetry.trace import Tracer, TracerProvider
 
 from mevobs import semconv
+from mevobs._cardinality import DEFAULT_CARDINALITY_CAP, CardinalityLimiter
+from mevobs._instruments import Instruments
+from mevobs._protocols import ExposureHook, Hook, SecurityListener
 from mevobs._version import __version__
 
 LOGGER = logging.getLogger(semconv.INSTRUMENTATION_SCOPE)
 # A library must not print through logging's last-resort handler when the
 # application configured nothing.
 LOGGER.addHandler(logging.NullHandler())
-
-DEFAULT_CARDINALITY_CAP = 100
-
-
-class Instruments:
-    """Every core instrument, created once per meter."""
-
-    __slots__ = (
-        "circuit_state",
-        "dropped",
-        "duration",
-        "eventloop_lag",
-        "exchange_up",
-        "exposure",
-        "gas_cost",
-        "gas_used",
-        "loss",
-        "loss_usd",
-        "opportunities",
-        "pool_liquidity",
-        "price_deviation",
-        "profit",
-        "profit_usd",
-        "security_events",
-        "slippage",
-    )
-
-    def __init__(self, meter: Meter) -> None:
-        def hist(spec: semconv.MetricSpec, buckets: tuple[float, ...]) -> Histogram:
-            return meter.create_histogram(
-                spec.name,
-                unit=spec.unit,
-                description=spec.description,
-                explicit_bucket_boundaries_advisory=list(buckets),
-            )
-
-        def counter(spec: semconv.MetricSpec) -> Counter:
-            return meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
-
-        def gauge(spec: semconv.MetricSpec) -> _Gauge:
-            return meter.create_gauge(spec.name, unit=spec.unit, description=spec.description)
-
-        self.duration = hist(semconv.OPERATION_DURATION, semconv.DURATION_BUCKETS)
-        self.gas_used = hist(semconv.GAS_USED, semconv.GAS_BUCKETS)
-        self.slippage = hist(semconv.SLIPPAGE, semconv.SLIPPAGE_BUCKETS)
-        self.gas_cost = counter(semconv.GAS_COST)
-        self.profit = counter(semconv.PROFIT)
-        self.loss = counter(semconv.LOSS)
-        self.profit_usd = counter(semconv.PROFIT_USD)
-        self.loss_usd = counter(semconv.LOSS_USD)
-        self.opportunities = counter(semconv.OPPORTUNITIES)
-        self.dropped = counter(semconv.TELEMETRY_DROPPED)
-        self.security_events = counter(semconv.SECURITY_EVENTS)
-        self.pool_liquidity = gauge(semconv.POOL_LIQUIDITY)
-        self.price_deviation = gauge(semconv.PRICE_DEVIATION)
-        self.exchange_up = gauge(semconv.EXCHANGE_UP)
-        self.exposure = gauge(semconv.EXPOSURE)
-        self.eventloop_lag = hist(semconv.EVENT_LOOP_LAG, semconv.DURATION_BUCKETS)
-        self.circuit_state = meter.create_observable_gauge(
-            semconv.CIRCUIT_STATE.name,
-            callbacks=[_observe_circuits],
-            unit=semconv.CIRCUIT_STATE.unit,
-            description=semconv.CIRCUIT_STATE.description,
-        )
-
-
-def _observe_circuits(options: CallbackOptions) -> Iterable[Observation]:
-    from mevobs._breaker import observe  # imported late: the breaker module imports this one
-
-    return list(observe(options))
-
-
-class CardinalityLimiter:
-    """Caps the distinct values each metric attribute may take.
-
-    The first ``cap`` distinct values of a key pass; later new values become
-    ``"other"``. Thread-safe; the common case (a value already seen) takes no lock.
-    """
-
-    def __init__(self, cap: int = DEFAULT_CARDINALITY_CAP) -> None:
-        self.cap = cap
-        self._seen: dict[str, set[Any]] = {}
-        self._lock = threading.Lock()
-
-    def limit(self, key: str, value: Any) -> Any:
-        seen = self._seen.get(key)
-        if seen is not None and value in seen:
-            return value
-        with self._lock:
-            seen = self._seen.setdefault(key, set())
-            if value in seen:
-                return value
-            if len(seen) >= self.cap:
-                return semconv.OTHER_VALUE
-            seen.add(value)
-            return value
-
-    def limit_all(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
-        return {key: self.limit(key, value) for key, value in attributes.items()}
 
 
 @dataclass
@@ -166,9 +61,18 @@ class State:
         self.scrub = True
         self.dropped_tally: dict[str, int] = {}
         self._tally_lock = threading.Lock()
-        self.hooks: list[Any] = []
-        # Called with (token, Decimal amount, chain) by record_exposure (the audit log).
-        self.exposure_hooks: list[Any] = []
+        # What configure()/capture() plug in; run on every finished operation.
+        self.hooks: list[Hook] = []
+        # Called by record_exposure with the exact amount (the audit trail).
+        self.exposure_hooks: list[ExposureHook] = []
+        # Security event kinds beyond the built-in ones (kinds of user detectors).
+        self.extra_security_kinds: frozenset[str] = frozenset()
+
+    def clear_plugins(self) -> None:
+        """Forget what a configure() plugged in: hooks, exposure hooks, detector kinds."""
+        self.hooks.clear()
+        self.exposure_hooks.clear()
+        self.extra_security_kinds = frozenset()
 
     def install(self, providers: Providers | None, *, cap: int = DEFAULT_CARDINALITY_CAP) -> None:
         """Record into ``providers`` from now on (``None``: the OpenTelemetry globals)."""
@@ -218,7 +122,7 @@ class State:
         try:
             with self._tally_lock:
                 self.dropped_tally[reason] = self.dropped_tally.get(reason, 0) + count
-            self.instruments.dropped.add(count, {semconv.ATTR_DROP_REASON: reason})
+            self.instruments.counter(semconv.TELEMETRY_DROPPED).add(count, {semconv.ATTR_DROP_REASON: reason})
             if detail and LOGGER.isEnabledFor(logging.DEBUG):
                 LOGGER.debug("mevobs dropped telemetry (%s): %s", reason, detail)
         except Exception:  # pragma: no cover - a broken exporter must not reach the host
@@ -241,6 +145,27 @@ if type(_PROXY_METER_PROVIDER).__name__ != "_ProxyMeterProvider":  # set before 
     _PROXY_METER_PROVIDER = None  # type: ignore[assignment]
 
 STATE = State()
+
+
+_SECURITY_LISTENERS: list[SecurityListener] = []
+_LISTENERS_LOCK = threading.Lock()
+
+
+def register_security_listener(listener: SecurityListener) -> None:
+    """Tell ``listener`` the kind of every security event (circuit breakers register here)."""
+    with _LISTENERS_LOCK:
+        _SECURITY_LISTENERS.append(listener)
+
+
+def notify_security_listeners(kind: str) -> None:
+    """Pass a security event's kind to every registered listener; never raises."""
+    with _LISTENERS_LOCK:
+        listeners = list(_SECURITY_LISTENERS)
+    for listener in listeners:
+        try:
+            listener(kind)
+        except Exception as exc:
+            STATE.dropped("recorder_error", f"security listener: {type(exc).__name__}")
 
 
 def dropped_counts() -> dict[str, int]:

@@ -21,9 +21,9 @@ import wrapt
 from opentelemetry.trace import SpanKind
 
 from mevobs import semconv
-from mevobs._breaker import CircuitBreaker
 from mevobs._extract import extract_result
 from mevobs._operation import CURRENT, Operation, _valid_attr_value
+from mevobs._protocols import Guard
 from mevobs._scrub import scrub_text, scrub_value
 from mevobs._state import STATE
 
@@ -75,7 +75,7 @@ class OperationSpec:
         *,
         extract: Extractor | bool | None,
         record_error_if: ErrorPredicate | None,
-        breaker: CircuitBreaker | None = None,
+        breaker: Guard | None = None,
     ) -> None:
         self.kind = kind
         self.is_rpc = kind == semconv.OPERATION_RPC
@@ -85,7 +85,7 @@ class OperationSpec:
             or metric_attrs.get(semconv.ATTR_RPC_METHOD)
         )
         self.span_name = f"{kind} {label}" if label else kind
-        self.span_kind = SpanKind.CLIENT if self.is_rpc else SpanKind.INTERNAL
+        self.span_kind = SpanKind[semconv.SPAN_KIND_RPC] if self.is_rpc else SpanKind.INTERNAL
         self._static_metric = {semconv.ATTR_OPERATION: kind, **metric_attrs}
         self.span_attrs = {**span_attrs, **self._static_metric}
         self.extract = extract
@@ -101,6 +101,13 @@ class OperationSpec:
         self._base: dict[str, Any] = {}
         self._opportunity: dict[str, Any] = {}
         self._cache: dict[tuple[str, str | None], dict[str, Any]] = {}
+
+    def at(self, where: tuple[str, int, str]) -> OperationSpec:
+        """A copy whose log records point at ``where`` (file, line, function name)."""
+        located = copy.copy(self)
+        located._cache = {}
+        located.where = where
+        return located
 
     def _refresh(self) -> None:
         # The limiter is replaced by configure()/capture(): pass the static labels through it again.
@@ -170,10 +177,6 @@ class OperationWrapper:
     def __init__(self, spec: OperationSpec) -> None:
         self._spec = spec
 
-    @property
-    def spec(self) -> OperationSpec:
-        return self._spec
-
     # ------------------------------------------------------------ decorator
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
@@ -182,9 +185,7 @@ class OperationWrapper:
         if code is not None:
             # One wrapper may decorate several functions: each gets its own spec
             # so that its log records point at its own code.
-            located = copy.copy(self._spec)
-            located._cache = {}
-            located.where = (code.co_filename, code.co_firstlineno, code.co_name)
+            located = self._spec.at((code.co_filename, code.co_firstlineno, code.co_name))
             return OperationWrapper(located)._decorate(func, target)
         return self._decorate(func, target)
 
@@ -394,40 +395,41 @@ def _provider_attrs(provider: Any) -> dict[str, Any]:
     return attrs
 
 
-def build_wrapper(
-    kind: str,
-    *,
-    exchange: str | None = None,
-    chain: str | None = None,
-    strategy: str | None = None,
-    action: str | None = None,
-    method: str | None = None,
-    provider: Any = None,
-    extract: Extractor | bool | None = None,
-    record_error_if: ErrorPredicate | None = None,
-    breaker: CircuitBreaker | None = None,
-    attributes: dict[str, Any] | None = None,
-) -> OperationWrapper:
-    """Resolve names and attributes once and return the wrapper object."""
+_LABEL_OPTIONS = (
+    (semconv.ATTR_EXCHANGE, "exchange"),
+    (semconv.ATTR_CHAIN, "chain"),
+    (semconv.ATTR_STRATEGY, "strategy"),
+    (semconv.ATTR_LIQUIDITY_ACTION, "action"),
+    (semconv.ATTR_RPC_METHOD, "method"),
+)
+# Options that are not span attributes: the labels above and how the wrapper behaves.
+_NOT_ATTRIBUTES = frozenset(
+    {name for _, name in _LABEL_OPTIONS} | {"provider", "extract", "record_error_if", "breaker", "attributes"}
+)
+
+
+def build_wrapper(kind: str, options: dict[str, Any]) -> OperationWrapper:
+    """Resolve names and attributes once and return the wrapper object.
+
+    ``options`` are the wrappers' keyword options (see ``_factories``): the bounded
+    labels, ``provider``, ``extract``, ``record_error_if``, ``breaker``, an
+    ``attributes`` mapping, and any other keyword, which becomes a span attribute.
+    """
     kind = _label("kind", kind) or ""
     metric: dict[str, str] = {}
-    for key, name, value in (
-        (semconv.ATTR_EXCHANGE, "exchange", exchange),
-        (semconv.ATTR_CHAIN, "chain", chain),
-        (semconv.ATTR_STRATEGY, "strategy", strategy),
-        (semconv.ATTR_LIQUIDITY_ACTION, "action", action),
-        (semconv.ATTR_RPC_METHOD, "method", method),
-    ):
-        label = _label(name, value)
+    for key, name in _LABEL_OPTIONS:
+        label = _label(name, options.get(name))
         if label is not None:
             metric[key] = label
+    method = options.get("method")
     span: dict[str, Any] = {}
     if kind == semconv.OPERATION_RPC:
         span[semconv.ATTR_RPC_SYSTEM_NAME] = "jsonrpc"
         if method is not None:
             span[semconv.ATTR_OTEL_RPC_METHOD] = method
-    span.update(_provider_attrs(provider))
-    for key, value in (attributes or {}).items():
+    span.update(_provider_attrs(options.get("provider")))
+    extra = {k: v for k, v in options.items() if k not in _NOT_ATTRIBUTES}
+    for key, value in {**extra, **(options.get("attributes") or {})}.items():
         full = _SHORTHAND.get(key, key)
         if not _valid_attr_value(value):
             STATE.dropped("invalid_attribute", f"{full}={type(value).__name__}")
@@ -440,8 +442,8 @@ def build_wrapper(
         kind,
         metric,
         span,
-        extract=extract,
-        record_error_if=record_error_if,
-        breaker=breaker,
+        extract=options.get("extract"),
+        record_error_if=options.get("record_error_if"),
+        breaker=options.get("breaker"),
     )
     return OperationWrapper(spec)

@@ -1,4 +1,4 @@
-"""The ``mevobs`` command line: ``mevobs demo`` (more subcommands come with later capabilities)."""
+"""The ``mevobs`` command line: the demo, the alerting generators and the runtime-guard tools."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
 
-from mevobs import _guards_cli as guards_cli
 from mevobs._version import __version__
 from mevobs.alerts import _cli as alerts_cli
+from mevobs.guards import _cli as guards_cli
 
 T = TypeVar("T")
 EXPORTERS = ("prometheus", "otlp", "otlp-http", "console", "none")

@@ -168,6 +168,26 @@ ATTR_RPC_PROVIDER: Final = "mev.rpc.provider"
 ATTR_DURATION_MS: Final = "mev.duration_ms"
 """Operation duration in milliseconds (logs only)."""
 
+ATTR_SECURITY_SCORE: Final = "mev.security.score"
+"""How anomalous a security finding is (a robust z-score, a count or a ratio, per kind);
+span events and logs only."""
+
+ATTR_SECURITY_BASELINE: Final = "mev.security.baseline"
+"""The baseline a security finding was judged against (e.g. typical gas); span events and logs only."""
+
+ATTR_CIRCUIT_FROM: Final = "mev.circuit.from"
+"""Circuit breaker state before a transition (``closed``, ``open``, ``half_open``); logs only."""
+
+ATTR_CIRCUIT_TO: Final = "mev.circuit.to"
+"""Circuit breaker state after a transition; logs only."""
+
+ATTR_CIRCUIT_REASON: Final = "mev.circuit.reason"
+"""Why a circuit breaker changed state (free text, bounded by the bot); logs only."""
+
+EVENT_SECURITY: Final = "mev.security"
+"""Name of the span event a security finding adds to the operation it concerns."""
+
+
 SPAN_ONLY_ATTRIBUTES: Final = (
     ATTR_TX_HASH,
     ATTR_BLOCK_NUMBER,
@@ -198,8 +218,13 @@ SPAN_ONLY_ATTRIBUTES: Final = (
     ATTR_PROFIT_EXPECTED_WEI,
     ATTR_RPC_PROVIDER,
     ATTR_DURATION_MS,
+    ATTR_SECURITY_SCORE,
+    ATTR_SECURITY_BASELINE,
+    ATTR_CIRCUIT_FROM,
+    ATTR_CIRCUIT_TO,
+    ATTR_CIRCUIT_REASON,
 )
-"""Attributes that go on spans and logs only: never on a metric."""
+"""Attributes that go on spans, span events and logs only: never on a metric."""
 
 # OpenTelemetry RPC conventions used on ``rpc`` spans.
 ATTR_RPC_SYSTEM_NAME: Final = "rpc.system.name"
@@ -279,13 +304,20 @@ InstrumentKind = Literal["histogram", "counter", "gauge", "updowncounter"]
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """One metric of the contract: name, instrument, unit and what labels it carries."""
+    """One metric of the contract: name, instrument, unit and what labels it carries.
+
+    Instruments are built from specs (``buckets`` is the explicit bucket advice of a
+    histogram; ``observable`` gauges are read through callbacks registered at
+    collection time), so a metric is described here and nowhere else.
+    """
 
     name: str
     instrument: InstrumentKind
     unit: str
     description: str
     attributes: tuple[str, ...]
+    buckets: tuple[float, ...] = ()
+    observable: bool = False
 
     @property
     def prometheus_name(self) -> str:
@@ -316,129 +348,6 @@ def prometheus_label(attribute: str) -> str:
     """The Prometheus label name OpenTelemetry's exporters give a metric attribute."""
     return _SANITIZE.sub("_", attribute)
 
-
-_OP_ATTRS = METRIC_ATTRIBUTES
-
-OPERATION_DURATION: Final = MetricSpec(
-    "mev.operation.duration",
-    "histogram",
-    "s",
-    "Duration of a swap, liquidity, arbitrage or RPC operation, awaits included.",
-    _OP_ATTRS,
-)
-GAS_USED: Final = MetricSpec(
-    "mev.gas.used", "histogram", "{gas}", "Gas used per transaction-carrying operation.", _OP_ATTRS
-)
-GAS_COST: Final = MetricSpec(
-    "mev.gas.cost",
-    "counter",
-    "ETH",
-    "Gas paid in the native token: gas used x effective price + L1 data fee + builder payment.",
-    _OP_ATTRS,
-)
-PROFIT: Final = MetricSpec(
-    "mev.profit", "counter", "ETH", "Positive net profit (gross minus all gas in the tree).", _OP_ATTRS
-)
-LOSS: Final = MetricSpec(
-    "mev.loss", "counter", "ETH", "Magnitude of negative net profit, reverted gas included.", _OP_ATTRS
-)
-PROFIT_USD: Final = MetricSpec(
-    "mev.profit.usd", "counter", "USD", "Positive net profit in USD, when a USD value is given.", _OP_ATTRS
-)
-LOSS_USD: Final = MetricSpec(
-    "mev.loss.usd", "counter", "USD", "Negative net profit in USD, when a USD value is given.", _OP_ATTRS
-)
-SLIPPAGE: Final = MetricSpec(
-    "mev.slippage",
-    "histogram",
-    "{bp}",
-    "Magnitude of realised slippage versus the quoted amount, in basis points.",
-    (*_OP_ATTRS, ATTR_SLIPPAGE_DIRECTION),
-)
-OPPORTUNITIES: Final = MetricSpec(
-    "mev.opportunities",
-    "counter",
-    "{opportunity}",
-    "Opportunities by funnel stage (detected, simulated, submitted, included, profitable, missed).",
-    (ATTR_OPERATION, ATTR_EXCHANGE, ATTR_CHAIN, ATTR_STRATEGY, ATTR_OPPORTUNITY_STAGE),
-)
-POOL_LIQUIDITY: Final = MetricSpec(
-    "mev.pool.liquidity",
-    "gauge",
-    "USD",
-    "Liquidity (TVL) of a pool the bot trades, in USD, as last reported.",
-    (ATTR_EXCHANGE, ATTR_CHAIN, ATTR_POOL),
-)
-PRICE_DEVIATION: Final = MetricSpec(
-    "mev.price.deviation",
-    "gauge",
-    "{bp}",
-    "Deviation of a pool's price from the bot's reference price, in basis points, as last reported.",
-    (ATTR_EXCHANGE, ATTR_CHAIN, ATTR_POOL),
-)
-SECURITY_EVENTS: Final = MetricSpec(
-    "mev.security.events",
-    "counter",
-    "{event}",
-    "Security anomalies detected (abnormal gas, unexpected contract, unusual patterns, profit deviation).",
-    (ATTR_SECURITY_KIND, ATTR_OPERATION, ATTR_EXCHANGE, ATTR_CHAIN),
-)
-CIRCUIT_STATE: Final = MetricSpec(
-    "mev.circuit.state",
-    "gauge",
-    "{state}",
-    "Circuit breaker state: 0 closed, 1 half open, 2 open (trading halted).",
-    (ATTR_CIRCUIT,),
-)
-EXCHANGE_UP: Final = MetricSpec(
-    "mev.exchange.up",
-    "gauge",
-    "{up}",
-    "1 while the last connectivity check of an exchange or chain passed, else 0.",
-    (ATTR_EXCHANGE, ATTR_CHAIN),
-)
-EXPOSURE: Final = MetricSpec(
-    "mev.exposure",
-    "gauge",
-    "{token}",
-    "Inventory held per token, in whole tokens, as last recorded with record_exposure (risk exposure).",
-    (ATTR_TOKEN, ATTR_CHAIN),
-)
-EVENT_LOOP_LAG: Final = MetricSpec(
-    "mev.eventloop.lag",
-    "histogram",
-    "s",
-    "How late asyncio's event loop ran a callback scheduled on time (with system_metrics=True).",
-    (),
-)
-TELEMETRY_DROPPED: Final = MetricSpec(
-    "mev.telemetry.dropped",
-    "counter",
-    "{item}",
-    "Telemetry refused (bad values) or lost (full queues, failed exports).",
-    (ATTR_DROP_REASON,),
-)
-
-METRICS: Final = (
-    OPERATION_DURATION,
-    GAS_USED,
-    GAS_COST,
-    PROFIT,
-    LOSS,
-    PROFIT_USD,
-    LOSS_USD,
-    SLIPPAGE,
-    OPPORTUNITIES,
-    POOL_LIQUIDITY,
-    PRICE_DEVIATION,
-    SECURITY_EVENTS,
-    CIRCUIT_STATE,
-    EXCHANGE_UP,
-    EXPOSURE,
-    EVENT_LOOP_LAG,
-    TELEMETRY_DROPPED,
-)
-"""Every metric the core library emits."""
 
 DURATION_BUCKETS: Final = (
     0.0005,
@@ -478,12 +387,145 @@ GAS_BUCKETS: Final = (
 SLIPPAGE_BUCKETS: Final = (0.0, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0)
 """Explicit bucket advice for ``mev.slippage`` (basis points)."""
 
+_OP_ATTRS = METRIC_ATTRIBUTES
+
+OPERATION_DURATION: Final = MetricSpec(
+    "mev.operation.duration",
+    "histogram",
+    "s",
+    "Duration of a swap, liquidity, arbitrage or RPC operation, awaits included.",
+    _OP_ATTRS,
+    buckets=DURATION_BUCKETS,
+)
+GAS_USED: Final = MetricSpec(
+    "mev.gas.used",
+    "histogram",
+    "{gas}",
+    "Gas used per transaction-carrying operation.",
+    _OP_ATTRS,
+    buckets=GAS_BUCKETS,
+)
+GAS_COST: Final = MetricSpec(
+    "mev.gas.cost",
+    "counter",
+    "ETH",
+    "Gas paid in the native token: gas used x effective price + L1 data fee + builder payment.",
+    _OP_ATTRS,
+)
+PROFIT: Final = MetricSpec(
+    "mev.profit", "counter", "ETH", "Positive net profit (gross minus all gas in the tree).", _OP_ATTRS
+)
+LOSS: Final = MetricSpec(
+    "mev.loss", "counter", "ETH", "Magnitude of negative net profit, reverted gas included.", _OP_ATTRS
+)
+PROFIT_USD: Final = MetricSpec(
+    "mev.profit.usd", "counter", "USD", "Positive net profit in USD, when a USD value is given.", _OP_ATTRS
+)
+LOSS_USD: Final = MetricSpec(
+    "mev.loss.usd", "counter", "USD", "Negative net profit in USD, when a USD value is given.", _OP_ATTRS
+)
+SLIPPAGE: Final = MetricSpec(
+    "mev.slippage",
+    "histogram",
+    "{bp}",
+    "Magnitude of realised slippage versus the quoted amount, in basis points.",
+    (*_OP_ATTRS, ATTR_SLIPPAGE_DIRECTION),
+    buckets=SLIPPAGE_BUCKETS,
+)
+OPPORTUNITIES: Final = MetricSpec(
+    "mev.opportunities",
+    "counter",
+    "{opportunity}",
+    "Opportunities by funnel stage (detected, simulated, submitted, included, profitable, missed).",
+    (ATTR_OPERATION, ATTR_EXCHANGE, ATTR_CHAIN, ATTR_STRATEGY, ATTR_OPPORTUNITY_STAGE),
+)
+POOL_LIQUIDITY: Final = MetricSpec(
+    "mev.pool.liquidity",
+    "gauge",
+    "USD",
+    "Liquidity (TVL) of a pool the bot trades, in USD, as last reported.",
+    (ATTR_EXCHANGE, ATTR_CHAIN, ATTR_POOL),
+)
+PRICE_DEVIATION: Final = MetricSpec(
+    "mev.price.deviation",
+    "gauge",
+    "{bp}",
+    "Deviation of a pool's price from the bot's reference price, in basis points, as last reported.",
+    (ATTR_EXCHANGE, ATTR_CHAIN, ATTR_POOL),
+)
+SECURITY_EVENTS: Final = MetricSpec(
+    "mev.security.events",
+    "counter",
+    "{event}",
+    "Security anomalies detected (abnormal gas, unexpected contract, unusual patterns, profit deviation).",
+    (ATTR_SECURITY_KIND, ATTR_OPERATION, ATTR_EXCHANGE, ATTR_CHAIN),
+)
+CIRCUIT_STATE: Final = MetricSpec(
+    "mev.circuit.state",
+    "gauge",
+    "{state}",
+    "Circuit breaker state: 0 closed, 1 half open, 2 open (trading halted).",
+    (ATTR_CIRCUIT,),
+    observable=True,
+)
+EXCHANGE_UP: Final = MetricSpec(
+    "mev.exchange.up",
+    "gauge",
+    "{up}",
+    "1 while the last connectivity check of an exchange or chain passed, else 0.",
+    (ATTR_EXCHANGE, ATTR_CHAIN),
+)
+EXPOSURE: Final = MetricSpec(
+    "mev.exposure",
+    "gauge",
+    "{token}",
+    "Inventory held per token, in whole tokens, as last recorded with record_exposure (risk exposure).",
+    (ATTR_TOKEN, ATTR_CHAIN),
+)
+EVENT_LOOP_LAG: Final = MetricSpec(
+    "mev.eventloop.lag",
+    "histogram",
+    "s",
+    "How late asyncio's event loop ran a callback scheduled on time (with system_metrics=True).",
+    (),
+    buckets=DURATION_BUCKETS,
+)
+TELEMETRY_DROPPED: Final = MetricSpec(
+    "mev.telemetry.dropped",
+    "counter",
+    "{item}",
+    "Telemetry refused (bad values) or lost (full queues, failed exports).",
+    (ATTR_DROP_REASON,),
+)
+
+METRICS: Final = (
+    OPERATION_DURATION,
+    GAS_USED,
+    GAS_COST,
+    PROFIT,
+    LOSS,
+    PROFIT_USD,
+    LOSS_USD,
+    SLIPPAGE,
+    OPPORTUNITIES,
+    POOL_LIQUIDITY,
+    PRICE_DEVIATION,
+    SECURITY_EVENTS,
+    CIRCUIT_STATE,
+    EXCHANGE_UP,
+    EXPOSURE,
+    EVENT_LOOP_LAG,
+    TELEMETRY_DROPPED,
+)
+"""Every metric the core library emits."""
+
 PROCESS_MEMORY_PROMETHEUS: Final = ("process_resident_memory_bytes", "process_memory_usage_bytes")
 """Resident memory as Prometheus sees it: from prometheus_client's process collector
 (the embedded exporter) or OpenTelemetry's ``process.memory.usage`` (system metrics via a collector)."""
 
 SPAN_KIND_RPC: Final = "CLIENT"
-"""Span kind of ``rpc`` operations; every other operation is INTERNAL."""
+"""Span kind of ``rpc`` operations (the name of an ``opentelemetry.trace.SpanKind``);
+every other operation is INTERNAL."""
 
 INSTRUMENTATION_SCOPE: Final = "mevobs"
 """Tracer, meter and logger name, and the stdlib logger the operation logs go to."""

@@ -39,8 +39,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from mevobs import semconv
 from mevobs._logs import OtelLogBridge
-from mevobs._runtime import start_instrumentations, start_system_metrics, watch_if_running
+from mevobs._protocols import Hook
 from mevobs._state import LOGGER, STATE, Providers
+from mevobs.guards._runtime import start_instrumentations, start_system_metrics, watch_if_running
 
 SHORT_NAMES = {
     "operation": semconv.ATTR_OPERATION,
@@ -219,12 +220,13 @@ def capture(
     scrub: bool = True,
     system_metrics: bool = False,
     instrument: Sequence[str] = (),
-    hooks: Sequence[Callable[[Any], None]] = (),
+    hooks: Sequence[Hook] = (),
 ) -> Iterator[Captured]:
     """Record mevobs telemetry in memory for the duration of the block.
 
-    ``system_metrics``, ``instrument`` and ``hooks`` (e.g. a
-    :class:`~mevobs._security.SecurityMonitor`) work as in ``configure()``;
+    ``system_metrics`` and ``instrument`` work as in ``configure()``; ``hooks`` (any
+    :class:`mevobs.Hook`, e.g. ``mevobs.guards.SecurityMonitor()``) run on every
+    finished operation;
     the event-loop lag watcher starts when the block runs inside a loop.
     """
     span_exporter = InMemorySpanExporter()

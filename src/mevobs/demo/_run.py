@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import mevobs
 from mevobs.demo._amm import Pool
@@ -140,7 +140,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
     metrics and a circuit breaker on the arbitrage executor."""
     log_path = options.log_path or Path.cwd() / f"mevobs-demo-{options.seed}.jsonl"
     audit_path = options.audit_path or log_path.with_name(log_path.stem + ".audit.jsonl")
-    settings: dict[str, object] = {
+    settings: dict[str, Any] = {
         "service_name": "mevobs-demo",
         "log_destination": "stdout" if options.log_stdout else "none",
         "log_level": "INFO",

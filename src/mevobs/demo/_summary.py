@@ -48,7 +48,7 @@ class Tally(logging.Handler):
         key = (kind, label)
         outcome = str(attrs[semconv.ATTR_OUTCOME])
         self.outcomes[key][outcome] = self.outcomes[key].get(outcome, 0) + 1
-        self.durations[key].append(float(attrs.get("mev.duration_ms", 0.0)))
+        self.durations[key].append(float(attrs.get(semconv.ATTR_DURATION_MS, 0.0)))
 
     def total(self, kind: str | None = None, outcome: str | None = None) -> int:
         return sum(

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from mevobs import semconv
 from mevobs._state import LOGGER, STATE
 
 Closer = Callable[[], Any]
@@ -74,7 +75,7 @@ async def _watch(interval: float, generation: int) -> None:
         start = time.perf_counter()
         await asyncio.sleep(interval)
         lag = time.perf_counter() - start - interval
-        STATE.instruments.eventloop_lag.record(max(lag, 0.0))
+        STATE.instruments.histogram(semconv.EVENT_LOOP_LAG).record(max(lag, 0.0))
 
 
 def watch_event_loop(interval: float = 0.25) -> asyncio.Task[None]:

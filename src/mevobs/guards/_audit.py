@@ -19,13 +19,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mevobs import semconv
+from mevobs._protocols import FinishedOperation
 from mevobs._state import LOGGER, STATE
-
-if TYPE_CHECKING:
-    from mevobs._operation import Operation
 
 GENESIS = "0" * 64
 _OP_FIELDS = {
@@ -117,7 +115,7 @@ class AuditLog:
             self._seq, self._prev = record["seq"], record["hash"]
             return record
 
-    def record_operation(self, op: Operation) -> None:
+    def record_operation(self, op: FinishedOperation) -> None:
         """The operation hook: write a record if the operation carries a transaction,
         gas or a net profit. Never raises into the bot (failures are counted)."""
         try:

@@ -226,7 +226,7 @@ class HealthServer:
                     for k, v in ((semconv.ATTR_EXCHANGE, check.exchange), (semconv.ATTR_CHAIN, check.chain))
                     if v
                 }
-                STATE.instruments.exchange_up.set(1 if up else 0, labels)
+                STATE.instruments.gauge(semconv.EXCHANGE_UP).set(1 if up else 0, labels)
         except Exception as exc:
             STATE.dropped("recorder_error", f"exchange.up: {type(exc).__name__}")
 

@@ -31,8 +31,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 def run(args: argparse.Namespace) -> int:
     if args.command == "health":
         return health(args.url, token=args.token, timeout=args.timeout)
-    from mevobs._audit import verify_chain
-    from mevobs._audit_report import report_text
+    from mevobs.guards._audit import verify_chain
+    from mevobs.guards._audit_report import report_text
 
     if args.action == "verify":
         result = verify_chain(args.paths)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mevobs._audit import iter_records
 from mevobs._money import wei_to_eth_decimal
+from mevobs.guards._audit import iter_records
 
 GroupBy = Literal["day", "exchange", "chain"]
 COLUMNS = ("group", "operations", "transactions", "reverted", "gas_eth", "gross_profit_eth", "net_profit_eth")

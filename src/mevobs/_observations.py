@@ -15,9 +15,10 @@ from typing import Any
 from opentelemetry import trace
 
 from mevobs import semconv
-from mevobs._breaker import notify_security_event
+from mevobs._operation import CURRENT
+from mevobs._protocols import FinishedOperation
 from mevobs._scrub import scrub_value
-from mevobs._state import LOGGER, STATE
+from mevobs._state import LOGGER, STATE, notify_security_listeners
 
 _SECURITY_KINDS = frozenset(semconv.SECURITY_KINDS)
 _POOL_REQUIRED = (semconv.ATTR_EXCHANGE, semconv.ATTR_POOL)
@@ -56,10 +57,10 @@ def _labels(labels: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str,
 
 
 def _set_pool_gauge(
-    name: str, field: str, raw: Any, pool: Any, exchange: Any, chain: Any, *, signed: bool
+    spec: semconv.MetricSpec, field: str, raw: Any, pool: Any, exchange: Any, chain: Any, *, signed: bool
 ) -> None:
-    """Set the per-pool gauge ``STATE.instruments.<name>`` to ``|raw|`` (``signed``: a
-    negative input is valid, only its magnitude is kept); never raises."""
+    """Set the per-pool gauge ``spec`` to ``|raw|`` (``signed``: a negative input is
+    valid, only its magnitude is kept); never raises."""
     try:
         if not (STATE.live or STATE.check_live()):
             return
@@ -69,9 +70,9 @@ def _set_pool_gauge(
             _POOL_REQUIRED,
         )
         if value is not None and labels is not None:
-            getattr(STATE.instruments, name).set(abs(value), labels)
+            STATE.instruments.gauge(spec).set(abs(value), labels)
     except Exception as exc:  # a broken meter must not reach the bot
-        STATE.dropped("recorder_error", f"{name}: {type(exc).__name__}")
+        STATE.dropped("recorder_error", f"{spec.name}: {type(exc).__name__}")
 
 
 def record_pool_liquidity(pool: str, usd: Any, *, exchange: str, chain: str | None = None) -> None:
@@ -80,13 +81,13 @@ def record_pool_liquidity(pool: str, usd: Any, *, exchange: str, chain: str | No
     Feeds the low-liquidity warning alert. ``pool`` is a name from a bounded set
     (the pools the bot trades), never a per-trade value.
     """
-    _set_pool_gauge("pool_liquidity", "usd", usd, pool, exchange, chain, signed=False)
+    _set_pool_gauge(semconv.POOL_LIQUIDITY, "usd", usd, pool, exchange, chain, signed=False)
 
 
 def record_price_deviation(pool: str, bp: Any, *, exchange: str, chain: str | None = None) -> None:
     """Report how far a pool's price is from the bot's reference price, in basis points
     (magnitude): the ``mev.price.deviation`` gauge, which feeds the price-deviation alert."""
-    _set_pool_gauge("price_deviation", "bp", bp, pool, exchange, chain, signed=True)
+    _set_pool_gauge(semconv.PRICE_DEVIATION, "bp", bp, pool, exchange, chain, signed=True)
 
 
 def record_exposure(token: str, amount: Any, *, chain: str | None = None) -> None:
@@ -100,7 +101,7 @@ def record_exposure(token: str, amount: Any, *, chain: str | None = None) -> Non
         if value is None or labels is None:
             return
         if STATE.live or STATE.check_live():
-            STATE.instruments.exposure.set(value, labels)
+            STATE.instruments.gauge(semconv.EXPOSURE).set(value, labels)
         for hook in STATE.exposure_hooks:
             hook(token, exact if exact is not None else Decimal(str(amount)), chain)
     except Exception as exc:
@@ -126,7 +127,8 @@ def record_security_event(
     never on the metric; secrets among them are scrubbed.
     """
     context = {semconv.ATTR_OPERATION: operation, semconv.ATTR_EXCHANGE: exchange, semconv.ATTR_CHAIN: chain}
-    emit_security_event(kind, message, critical, context, details, trace.get_current_span(), stacklevel=3)
+    op = CURRENT.get()
+    emit_security_event(kind, message, critical, context, details, op, stacklevel=3)
 
 
 def emit_security_event(
@@ -135,14 +137,14 @@ def emit_security_event(
     critical: bool,
     context: dict[str, Any],
     details: dict[str, Any],
-    span: Any,
+    op: FinishedOperation | None,
     *,
     stacklevel: int = 2,
 ) -> None:
-    """What :func:`record_security_event` does, on a given span (detectors pass the
-    operation's own); never raises."""
+    """What :func:`record_security_event` does, with the event on ``op`` (detectors
+    pass the operation they judged) or else on the current span; never raises."""
     try:
-        if kind not in _SECURITY_KINDS:
+        if kind not in _SECURITY_KINDS and kind not in STATE.extra_security_kinds:
             STATE.dropped("invalid_attribute", f"{semconv.ATTR_SECURITY_KIND}={kind!r}")
             return
         attrs: dict[str, Any] = {semconv.ATTR_SECURITY_KIND: kind}
@@ -155,10 +157,14 @@ def emit_security_event(
         if STATE.live or STATE.check_live():
             labels = _labels({semconv.ATTR_SECURITY_KIND: kind, **context})
             if labels is not None:
-                STATE.instruments.security_events.add(1, labels)
-            if span is not None and span.is_recording():
-                span.add_event("mev.security", attrs)
-        notify_security_event(kind)
+                STATE.instruments.counter(semconv.SECURITY_EVENTS).add(1, labels)
+            if op is not None:
+                op.add_event(semconv.EVENT_SECURITY, attrs)
+            else:
+                span = trace.get_current_span()
+                if span.is_recording():
+                    span.add_event(semconv.EVENT_SECURITY, attrs)
+        notify_security_listeners(kind)
         level = logging.CRITICAL if critical else logging.WARNING
         if LOGGER.isEnabledFor(level):
             LOGGER.log(

@@ -3,15 +3,16 @@ the health server, system metrics and contrib instrumentations."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mevobs._audit import AuditLog
-from mevobs._health import HealthServer
-from mevobs._runtime import Closer, start_instrumentations, start_system_metrics, watch_if_running
-from mevobs._security import SecurityMonitor
-from mevobs._settings import Settings
+from mevobs._protocols import Detector
 from mevobs._state import STATE, Providers
+from mevobs.guards._audit import AuditLog
+from mevobs.guards._health import HealthServer
+from mevobs.guards._runtime import Closer, start_instrumentations, start_system_metrics, watch_if_running
+from mevobs.guards._security import SecurityMonitor, SecuritySettings
 
 
 @dataclass
@@ -19,15 +20,24 @@ class Guards:
     closers: list[Closer] = field(default_factory=list)
     health: HealthServer | None = None
     audit: AuditLog | None = None
-    security: SecurityMonitor | None = None
 
 
-def start_guards(settings: Settings, providers: Providers) -> Guards:
+def start_security(
+    settings: SecuritySettings, allowlist: dict[str, list[str]], detectors: Sequence[Detector]
+) -> None:
+    """Install the security monitor: the built-in detectors (when enabled) and the user's."""
+    if not settings.enabled and not detectors:
+        return
+    builtin: list[Detector] | None = None if settings.enabled else []
+    monitor = SecurityMonitor(settings, allowlist, detectors=builtin, extra=detectors)
+    STATE.extra_security_kinds = frozenset(d.kind for d in detectors)
+    STATE.hooks.append(monitor)
+
+
+def start_guards(settings: Any, providers: Providers, detectors: Sequence[Detector] = ()) -> Guards:
     """Start every runtime guard the settings ask for; returns how to stop them."""
     guards = Guards()
-    if settings.security.enabled:
-        guards.security = SecurityMonitor(settings.security, settings.contract_allowlist)
-        STATE.hooks.append(guards.security)
+    start_security(settings.security, settings.contract_allowlist, detectors)
     if settings.audit_path:
         audit = AuditLog(
             settings.audit_path,

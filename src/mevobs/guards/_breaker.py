@@ -7,23 +7,20 @@ import collections
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
-
-from opentelemetry.metrics import Observation
+from typing import Any, Literal
 
 from mevobs import semconv
-from mevobs._state import LOGGER, STATE
+from mevobs._instruments import register_observer
+from mevobs._protocols import FinishedOperation
+from mevobs._state import LOGGER, STATE, register_security_listener
 
-if TYPE_CHECKING:
-    from mevobs._operation import Operation
-
-State = Literal["closed", "open", "half_open"]
-CLOSED: State = "closed"
-OPEN: State = "open"
-HALF_OPEN: State = "half_open"
+BreakerState = Literal["closed", "open", "half_open"]
+CLOSED: BreakerState = "closed"
+OPEN: BreakerState = "open"
+HALF_OPEN: BreakerState = "half_open"
 #: Value of the ``mev.circuit.state`` gauge for each state.
 STATE_VALUES: dict[str, int] = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 
@@ -51,8 +48,8 @@ class Transition:
     """One change of state, as passed to ``on_change`` listeners."""
 
     breaker: str
-    old: State
-    new: State
+    old: BreakerState
+    new: BreakerState
     reason: str
 
 
@@ -111,7 +108,7 @@ class CircuitBreaker:
         self.failure_outcomes = frozenset(failure_outcomes)
         self._clock = clock
         self._lock = threading.Lock()
-        self._state: State = CLOSED
+        self._state: BreakerState = CLOSED
         self._reason = ""
         self._held = False
         self._opened_at = 0.0
@@ -129,7 +126,7 @@ class CircuitBreaker:
     # ---------------------------------------------------------------- public
 
     @property
-    def state(self) -> State:
+    def state(self) -> BreakerState:
         """``closed``, ``open`` or ``half_open`` (an open breaker past its cooldown reads
         ``half_open`` only once a call tries it)."""
         return self._state
@@ -178,7 +175,7 @@ class CircuitBreaker:
         if transition is not None:
             self._announce(transition)
 
-    def after_call(self, op: Operation) -> None:
+    def after_call(self, op: FinishedOperation) -> None:
         """Account for a finished guarded call; called by the wrappers."""
         outcome = op.outcome or semconv.OUTCOME_SUCCESS
         failed = outcome in self.failure_outcomes
@@ -244,7 +241,7 @@ class CircuitBreaker:
         self._trips += 1
         return self._set(OPEN, reason)
 
-    def _change(self, new: State, reason: str, *, held: bool) -> None:
+    def _change(self, new: BreakerState, reason: str, *, held: bool) -> None:
         with self._lock:
             if new == OPEN:
                 transition = self._open_locked(reason, held=held)
@@ -256,7 +253,7 @@ class CircuitBreaker:
         if transition is not None:
             self._announce(transition)
 
-    def _set(self, new: State, reason: str) -> Transition | None:
+    def _set(self, new: BreakerState, reason: str) -> Transition | None:
         old = self._state
         self._state = new
         return Transition(self.name, old, new, reason) if old != new else None
@@ -273,9 +270,9 @@ class CircuitBreaker:
             extra={
                 "mevobs": {
                     semconv.ATTR_CIRCUIT: self.name,
-                    "mev.circuit.from": transition.old,
-                    "mev.circuit.to": transition.new,
-                    "mev.circuit.reason": transition.reason,
+                    semconv.ATTR_CIRCUIT_FROM: transition.old,
+                    semconv.ATTR_CIRCUIT_TO: transition.new,
+                    semconv.ATTR_CIRCUIT_REASON: transition.reason,
                 }
             },
         )
@@ -291,13 +288,14 @@ class CircuitBreaker:
         return f"CircuitBreaker({self.name!r}, state={self._state!r})"
 
 
-def observe(_options: Any = None) -> Iterable[Observation]:
-    """Callback of the ``mev.circuit.state`` observable gauge: one point per breaker."""
+def observe_circuits() -> Iterable[tuple[float, Mapping[str, Any]]]:
+    """The ``mev.circuit.state`` points: one per live breaker, read at collection."""
     with _BREAKERS_LOCK:
         breakers = list(_BREAKERS)
-    for breaker in breakers:
-        name = STATE.limiter.limit(semconv.ATTR_CIRCUIT, breaker.name)
-        yield Observation(STATE_VALUES[breaker.state], {semconv.ATTR_CIRCUIT: name})
+    return [
+        (STATE_VALUES[b.state], {semconv.ATTR_CIRCUIT: STATE.limiter.limit(semconv.ATTR_CIRCUIT, b.name)})
+        for b in breakers
+    ]
 
 
 def notify_security_event(kind: str) -> None:
@@ -306,3 +304,8 @@ def notify_security_event(kind: str) -> None:
         breakers = list(_BREAKERS)
     for breaker in breakers:
         breaker.security_event(kind)  # never raises: listeners are guarded inside
+
+
+# Registration instead of upward imports: the core knows neither breakers nor this gauge.
+register_observer(semconv.CIRCUIT_STATE, observe_circuits)
+register_security_listener(notify_security_event)

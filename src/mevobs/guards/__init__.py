@@ -1,0 +1,48 @@
+"""The runtime guards: circuit breaker, health endpoints, security detectors, audit
+trail and runtime metrics.
+
+They sit above the core: they see finished operations through the protocols in
+``mevobs._protocols`` and register themselves with the global state (hooks,
+observable gauges, security listeners); the core never imports this package.
+``configure()`` starts the ones its settings ask for.
+"""
+
+from mevobs.guards._audit import AuditLog, VerifyResult, verify_chain
+from mevobs.guards._audit_report import Report, build_report
+from mevobs.guards._breaker import BreakerStats, CircuitBreaker, CircuitOpenError, Transition
+from mevobs.guards._health import HealthServer, register_health_check, unregister_health_check
+from mevobs.guards._runtime import watch_event_loop
+from mevobs.guards._security import (
+    AbnormalGas,
+    ProfitDeviation,
+    RpcPattern,
+    SecurityMonitor,
+    SecuritySettings,
+    TxPattern,
+    UnexpectedContract,
+    builtin_detectors,
+)
+
+__all__ = [
+    "AbnormalGas",
+    "AuditLog",
+    "BreakerStats",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "HealthServer",
+    "ProfitDeviation",
+    "Report",
+    "RpcPattern",
+    "SecurityMonitor",
+    "SecuritySettings",
+    "Transition",
+    "TxPattern",
+    "UnexpectedContract",
+    "VerifyResult",
+    "build_report",
+    "builtin_detectors",
+    "register_health_check",
+    "unregister_health_check",
+    "verify_chain",
+    "watch_event_loop",
+]

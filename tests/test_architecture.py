@@ -1,0 +1,213 @@
+"""The package tree tells the architecture: layers, no cycles, names from the contract.
+
+Each module belongs to one layer; a module imports only from its own layer or
+lower ones, wherever the import stands (module level, inside a function, or for
+type checking only). A new module must be given a layer here, which is the
+point: where it sits is a decision, written down.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "mevobs"
+
+# Lowest first. docs/architecture.md describes the same layers.
+LAYERS: dict[str, int] = {}
+_LAYER_TABLE = (
+    # 0: the contract and pure helpers (no global state, no OpenTelemetry SDK)
+    (0, "semconv _version _money _scrub _rpc_errors _protocols _cardinality"),
+    # 1: the instruments built from the contract, and the one global state
+    (1, "_instruments _state"),
+    # 2: the core: operations, their wrappers, emission, logs, observations
+    (2, "_operation _emission _logs _extract _results _wrap _factories _observations"),
+    # 3: the runtime guards, which see the core through the protocols
+    (
+        3,
+        "guards guards._audit guards._audit_report guards._breaker guards._health guards._runtime "
+        "guards._security guards._start guards._cli",
+    ),
+    # 4: the pipeline configure() builds, and the test kit
+    (4, "_settings _setup _pipeline testing"),
+    # 5: the faces: the package front, the CLI, generators and the demo
+    (
+        5,
+        "__init__ __main__ cli alerts alerts._alertmanager alerts._cli alerts._collector "
+        "alerts._dashboards alerts._output alerts._promql alerts._rules alerts._settings "
+        "demo demo._amm demo._bot demo._chain demo._run demo._summary",
+    ),
+)
+for _layer, _names in _LAYER_TABLE:
+    for _name in _names.split():
+        LAYERS[_name] = _layer
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(SRC).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(SRC.rglob("*.py"))}
+
+
+def _resolve(target: str, known: dict[str, Path]) -> str | None:
+    """The mevobs module an import names (``mevobs.x.y`` -> ``x.y``), else None."""
+    if target == "mevobs":
+        return "__init__"
+    if not target.startswith("mevobs."):
+        return None
+    name = target[len("mevobs.") :]
+    while name and name not in known:
+        name = name.rpartition(".")[0]
+    return name or "__init__"
+
+
+def _imports(path: Path, known: dict[str, Path], *, runtime_only: bool) -> set[str]:
+    """mevobs modules imported by ``path``: all of them, or only those imported when
+    the module itself is imported (module level, outside ``if TYPE_CHECKING``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if (mod := _resolve(alias.name, known)) is not None:
+                        found.add(mod)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    mod = _resolve(full if full[len("mevobs.") :] in known else node.module, known)
+                    if mod is not None:
+                        found.add(mod)
+            elif runtime_only and isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            elif runtime_only and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                if isinstance(node, ast.ClassDef):
+                    visit(node.body)
+                continue
+            else:
+                for field in ("body", "orelse", "finalbody", "handlers"):
+                    children = getattr(node, field, None)
+                    if isinstance(children, list):
+                        visit(
+                            [c for c in children if isinstance(c, ast.stmt)]
+                            + [s for h in children if isinstance(h, ast.ExceptHandler) for s in h.body]
+                        )
+
+    visit(tree.body)
+    if path.is_relative_to(SRC):
+        found.discard(_module_name(path))
+    return found
+
+
+def test_the_import_reader_sees_late_and_type_only_imports(tmp_path: Path) -> None:
+    """The checks below can fail: a late import inside a function and a
+    TYPE_CHECKING import are both found (runtime_only skips them)."""
+    source = tmp_path / "probe.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from mevobs import semconv\n"
+        "if TYPE_CHECKING:\n    from mevobs._wrap import OperationSpec\n"
+        "def late():\n    from mevobs.guards._breaker import observe_circuits\n"
+    )
+    known = _modules()
+    assert _imports(source, known, runtime_only=False) == {"semconv", "_wrap", "guards._breaker"}
+    assert _imports(source, known, runtime_only=True) == {"semconv"}
+
+
+def test_every_module_has_a_layer() -> None:
+    """A new module must be placed in a layer (here and in docs/architecture.md)."""
+    assert set(_modules()) - set(LAYERS) == set()
+    assert set(LAYERS) - set(_modules()) == set(), "a layer lists a module that no longer exists"
+
+
+def test_no_module_imports_from_a_higher_layer() -> None:
+    """Lower layers never import higher ones, not even inside a function: the core
+    does not import the guards, and the state imports nothing above it."""
+    known = _modules()
+    violations = []
+    for name, path in known.items():
+        for imported in _imports(path, known, runtime_only=False):
+            if LAYERS[imported] > LAYERS[name]:
+                violations.append(
+                    f"{name} (layer {LAYERS[name]}) imports {imported} (layer {LAYERS[imported]})"
+                )
+    assert violations == []
+
+
+def test_the_core_and_the_state_import_nothing_of_the_guards() -> None:
+    known = _modules()
+    for name in ("_state", "_operation", "_emission", "_wrap", "_factories", "_observations"):
+        assert not {m for m in _imports(known[name], known, runtime_only=False) if m.startswith("guards")}
+
+
+def test_no_import_cycle_at_runtime() -> None:
+    """Module-level imports form no cycle (a cycle makes import order matter)."""
+    known = _modules()
+    graph = {name: _imports(path, known, runtime_only=True) for name, path in known.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt == "__init__":
+                continue  # importing the package front from inside is the package's own entry
+            if state.get(nxt) == 1:
+                cycle = [*stack[stack.index(nxt) :], nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if state.get(nxt) is None:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for name in sorted(graph):
+        if state.get(name) is None:
+            visit(name)
+
+
+_MEV_LITERAL = re.compile(r"""["']mev\.[a-z_.]+["']""")
+
+
+def test_every_mev_name_in_the_code_comes_from_semconv() -> None:
+    """Attribute and metric names are constants in semconv, never retyped elsewhere
+    (docstrings may quote them)."""
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        if path.name == "semconv.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and _MEV_LITERAL.fullmatch(repr(node.value))
+            ):
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value!r}")
+    assert offenders == []
+
+
+def test_no_module_is_over_600_lines() -> None:
+    long = {
+        str(p.relative_to(SRC)): n for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines())) > 600
+    }
+    assert long == {}
