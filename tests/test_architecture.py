@@ -20,11 +20,11 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mevobs"
 LAYERS: dict[str, int] = {}
 _LAYER_TABLE = (
     # 0: the contract and pure helpers (no global state, no OpenTelemetry SDK)
-    (0, "semconv _version _money _scrub _rpc_errors _protocols _cardinality"),
+    (0, "semconv _version _money _scrub _rpc_errors _protocols _cardinality _exporters"),
     # 1: the instruments built from the contract, and the one global state
-    (1, "_instruments _state"),
+    (1, "_instruments _slots _state"),
     # 2: the core: operations, their wrappers, emission, logs, observations
-    (2, "_operation _emission _logs _extract _results _wrap _factories _observations"),
+    (2, "_operation _emission _logs _extract _results _wrap _factories _observations _fastcall _records"),
     # 3: the runtime guards, which see the core through the protocols
     (
         3,
@@ -32,11 +32,11 @@ _LAYER_TABLE = (
         "guards._security guards._start guards._cli",
     ),
     # 4: the pipeline configure() builds, and the test kit
-    (4, "_settings _setup _pipeline testing"),
+    (4, "_settings _setup _pipeline _fastpath _outputs _collect _snapshot testing"),
     # 5: the faces: the package front, the CLI, generators and the demo
     (
         5,
-        "__init__ __main__ cli alerts alerts._alertmanager alerts._cli alerts._collector "
+        "__init__ __main__ _pytest_plugin cli alerts alerts._alertmanager alerts._cli alerts._collector "
         "alerts._dashboards alerts._output alerts._promql alerts._rules alerts._settings "
         "demo demo._amm demo._bot demo._chain demo._run demo._summary",
     ),

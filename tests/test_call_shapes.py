@@ -306,6 +306,7 @@ def test_log_records_point_at_the_decorated_function(mevobs_telemetry: Captured)
     try:
         first()
         second()
+        mevobs_telemetry.flush()  # operation logs are written by the worker thread
     finally:
         logging.getLogger("mevobs").removeHandler(handler)
     assert [name for name, _ in seen] == ["first", "second"]

@@ -70,9 +70,8 @@ def settle_pnl(op: Operation, outcome: str) -> None:
                 parent._pending_pnl_wei = (parent._pending_pnl_wei or 0) + pnl
 
 
-def emit(op: Operation, duration_ns: int, exc: BaseException | None) -> None:
-    spec = op._spec
-    assert spec is not None
+def resolve_outcome(op: Operation) -> str:
+    """The final outcome: an exception's, else the one set, else from the receipt or result."""
     outcome = op.outcome  # set by an exception
     if outcome is None:
         if op._explicit_outcome is not None:
@@ -86,29 +85,53 @@ def emit(op: Operation, duration_ns: int, exc: BaseException | None) -> None:
         op.outcome = outcome
     if outcome == semconv.OUTCOME_REVERTED and op._error_type is None:
         op._error_type = "execution_reverted"
+    return outcome
+
+
+def settle(op: Operation) -> str:
+    """Settle a finished operation, on every path: outcome, PnL up the tree, then the
+    hooks (detectors, audit) and its guard see it. Returns the outcome."""
+    outcome = resolve_outcome(op)
     if has_pnl(op):
         settle_pnl(op, outcome)
-    # Hooks (detectors, audit) and the breaker see the settled operation while its
-    # span is still open, so a detector's event lands on this operation's span.
+    # Hooks and the guard see the settled operation before its span is ended or
+    # handed to the worker, so a detector's event lands on this operation's span.
     for hook in STATE.hooks:
         try:
             hook(op)
         except Exception as err:
             STATE.dropped("recorder_error", f"hook: {type(err).__name__}")
+    spec = op._spec
+    assert spec is not None
     if spec.breaker is not None:
         try:
             spec.breaker.after_call(op)
         except Exception as err:
             STATE.dropped("recorder_error", f"breaker: {type(err).__name__}")
+    return outcome
+
+
+def metric_attrs_of(op: Operation, outcome: str) -> dict[str, Any]:
+    """The metric attributes of a finished operation (cached per outcome and error type)."""
+    spec = op._spec
+    assert spec is not None
+    error_type = op._error_type
+    if op._metric_extra is None and spec._generation == STATE.generation:
+        cached = spec._cache.get((outcome, error_type))
+        if cached is not None:
+            return cached
+    return spec.metric_attrs(outcome, error_type, op._metric_extra)
+
+
+def emit(op: Operation, duration_ns: int, exc: BaseException | None) -> None:
+    """Settle ``op`` and, on the API path, record its metrics, end its span and log it."""
+    spec = op._spec
+    assert spec is not None
+    outcome = settle(op)
     level = LOG_LEVELS.get(outcome, logging.INFO)
     log = LOGGER.isEnabledFor(level)
     if op._live or log:
-        error_type = op._error_type
-        metric_attrs = None
-        if op._metric_extra is None and spec._generation == STATE.generation:
-            metric_attrs = spec._cache.get((outcome, error_type))
-        if metric_attrs is None:
-            metric_attrs = spec.metric_attrs(outcome, error_type, op._metric_extra)
+        metric_attrs = metric_attrs_of(op, outcome)
         if (
             op._gas_used is not None
             or op._child_gas_wei
@@ -117,7 +140,7 @@ def emit(op: Operation, duration_ns: int, exc: BaseException | None) -> None:
         ):
             derive_attributes(op)
         if op._live:
-            record_metrics(op, duration_ns, outcome, error_type, metric_attrs)
+            record_metrics(op, duration_ns, outcome, op._error_type, metric_attrs)
         if log:
             emit_operation_log(
                 LOGGER,

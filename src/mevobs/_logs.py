@@ -13,14 +13,15 @@ import logging
 import math
 import traceback
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider, SeverityNumber
-from opentelemetry.trace import NonRecordingSpan, SpanContext
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from mevobs import semconv
-from mevobs._scrub import scrub_text, scrub_value
+from mevobs._records import MAX_MESSAGE, MAX_STACKTRACE, clean_attributes, truncate
+from mevobs._scrub import scrub_text
 from mevobs._state import STATE
 
 _SEVERITY = {
@@ -86,6 +87,29 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _clean(record: logging.LogRecord, scrub: bool) -> tuple[str, dict[str, Any]]:
+    """The record's message and attributes as they may leave the process.
+
+    Records the fast path built are clean already (cleaned once at the export
+    boundary); others are capped and scrubbed here.
+    """
+    message = record.getMessage()
+    attrs: Mapping[str, Any] = getattr(record, "mevobs", None) or {}
+    if getattr(record, "mevobs_clean", False) or not scrub:
+        return message, dict(attrs)
+    return scrub_text(truncate(message, MAX_MESSAGE)), clean_attributes(attrs)
+
+
+def exception_text(record: logging.LogRecord, scrub: bool) -> str | None:
+    """The record's exception and stack trace, capped (innermost frames kept), scrubbed."""
+    if not record.exc_info or record.exc_info[0] is None:
+        return None
+    text = truncate(
+        "".join(traceback.format_exception(*record.exc_info, limit=64)), MAX_STACKTRACE, keep_end=True
+    )
+    return scrub_text(text) if scrub else text
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ISO-8601 UTC timestamp, level, logger, message,
     trace_id, span_id, service.name and attributes (secrets scrubbed)."""
@@ -98,21 +122,20 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         trace_id, span_id = _span_ids(record)
         stamp = _dt.datetime.fromtimestamp(record.created, tz=_dt.timezone.utc)
-        message = record.getMessage()
-        attrs: Mapping[str, Any] = getattr(record, "mevobs", None) or {}
+        message, attrs = _clean(record, self.scrub)
         doc: dict[str, Any] = {
             "timestamp": stamp.isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
-            "message": scrub_text(message) if self.scrub else message,
+            "message": message,
             "trace_id": trace_id,
             "span_id": span_id,
             "service.name": self.service_name,
-            "attributes": {k: _jsonable(scrub_value(k, v) if self.scrub else v) for k, v in attrs.items()},
+            "attributes": {k: _jsonable(v) for k, v in attrs.items()},
         }
-        if record.exc_info:
-            text = "".join(traceback.format_exception(*record.exc_info))
-            doc["exception"] = scrub_text(text) if self.scrub else text
+        exception = exception_text(record, self.scrub)
+        if exception is not None:
+            doc["exception"] = exception
         return json.dumps(doc, separators=(",", ":"))
 
 
@@ -132,7 +155,34 @@ class TextFormatter(logging.Formatter):
             parts.insert(0, f"trace_id={trace_id}")
         if parts:
             line = f"{line} [{' '.join(parts)}]"
-        return scrub_text(line) if self.scrub else line
+        return scrub_text(truncate(line, MAX_MESSAGE)) if self.scrub else line
+
+
+class LogFields(NamedTuple):
+    """A stdlib record as an OpenTelemetry log record carries it."""
+
+    time_ns: int
+    trace_id: int
+    span_id: int
+    body: str
+    attributes: dict[str, Any]
+
+
+def otel_fields(record: logging.LogRecord, scrub: bool = True) -> LogFields:
+    """What an OTLP log record of ``record`` holds: the operation's own trace and span
+    ids (even after its span ended), the message, and primitive attributes."""
+    ids = getattr(record, "mevobs_ids", None)
+    if ids is None:
+        ctx = getattr(record, "otel_span_context", None)
+        if ctx is None:
+            ctx = trace.get_current_span().get_span_context()
+        ids = (ctx.trace_id, ctx.span_id) if ctx.is_valid else (0, 0)
+    message, attrs = _clean(record, scrub)
+    out = {k: v if isinstance(v, (str, bool, int, float)) else str(v) for k, v in attrs.items()}
+    if record.exc_info and record.exc_info[0] is not None:
+        out["exception.type"] = record.exc_info[0].__name__
+        out["exception.stacktrace"] = exception_text(record, scrub) or ""
+    return LogFields(int(record.created * 1e9), ids[0], ids[1], message, out)
 
 
 class OtelLogBridge(logging.Handler):
@@ -150,24 +200,18 @@ class OtelLogBridge(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             otel_logger = self._provider.get_logger(record.name)
-            attrs: dict[str, Any] = {}
-            for key, value in (getattr(record, "mevobs", None) or {}).items():
-                value = scrub_value(key, value) if self._scrub else value
-                attrs[key] = value if isinstance(value, (str, bool, int, float)) else str(value)
-            span_ctx = getattr(record, "otel_span_context", None)
-            ctx = trace.set_span_in_context(NonRecordingSpan(span_ctx)) if span_ctx else None
-            if record.exc_info and record.exc_info[0] is not None:
-                attrs["exception.type"] = record.exc_info[0].__name__
-                text = "".join(traceback.format_exception(*record.exc_info))
-                attrs["exception.stacktrace"] = scrub_text(text) if self._scrub else text
-            message = record.getMessage()
+            fields = otel_fields(record, self._scrub)
+            ctx = None
+            if fields.trace_id:
+                span_ctx = SpanContext(fields.trace_id, fields.span_id, False, TraceFlags(TraceFlags.SAMPLED))
+                ctx = trace.set_span_in_context(NonRecordingSpan(span_ctx))
             otel_logger.emit(
-                timestamp=int(record.created * 1e9),
+                timestamp=fields.time_ns,
                 context=ctx,
                 severity_number=_SEVERITY.get(record.levelno, SeverityNumber.INFO),
                 severity_text=record.levelname,
-                body=scrub_text(message) if self._scrub else message,
-                attributes=attrs,
+                body=fields.body,
+                attributes=fields.attributes,
             )
         except Exception as exc:
             STATE.dropped("export_failed", f"log bridge: {type(exc).__name__}")

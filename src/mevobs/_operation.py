@@ -25,7 +25,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanContext
 
-from mevobs import _money, semconv
+from mevobs import _fastcall, _money, semconv
 from mevobs._emission import emit
 from mevobs._rpc_errors import classify_rpc_error
 from mevobs._scrub import scrub_text, scrub_value
@@ -47,8 +47,8 @@ def _recorder(fn: Callable[..., None]) -> Callable[..., None]:
     """Make a recorder safe: any error inside it is counted, never raised."""
 
     def safe(self: Operation, *args: Any, **kwargs: Any) -> None:
-        if self._spec is None:
-            return
+        if self._spec is None or self._done:
+            return  # the inert handle, or a finished operation (its record may be in export)
         try:
             fn(self, *args, **kwargs)
         except Exception as exc:
@@ -93,6 +93,26 @@ class Operation:
     # Metric points recorded by recorders: (spec, value, extra attributes), recorded
     # at finish with the operation's own metric attributes.
     _points: list[tuple[semconv.MetricSpec, float, dict[str, str] | None]] | None = None
+    _done = False
+    # The fast path (see _fastcall): the pipeline, ids, the local root of the trace and
+    # its pending operations, the tail decision, and what the worker needs later.
+    _sink: Any = None
+    _root: Operation | None = None
+    _pending: list[Any] | None = None
+    _decided = 0
+    _keep = False
+    _trace_id = 0
+    _span_id = 0
+    _parent_span_id = 0
+    _parent_remote = False
+    _wall_ns = 0
+    _duration_ns = 0
+    _exc: BaseException | None = None
+    _events: list[tuple[str, int, dict[str, Any]]] | None = None
+    _metric_attrs: dict[str, Any] | None = None
+    _bundle: Any = None
+    _dur_index = 0
+    _gas_index = -1
     #: Final outcome, set when the operation finishes.
     outcome: str | None = None
     #: Net profit in wei computed at finish (None when no PnL applies).
@@ -181,6 +201,13 @@ class Operation:
 
     def add_event(self, name: str, attributes: Mapping[str, Any]) -> None:
         """Add an event to this operation's span (no-op when it is not recorded)."""
+        if self._sink is not None:
+            # A security event is a reason to keep the trace whole.
+            if self._events is None:
+                self._events = []
+            self._events.append((name, time.time_ns(), dict(attributes)))
+            self._keep = True
+            return
         span = self._span
         if span is not None and span.is_recording():
             span.add_event(name, dict(attributes))
@@ -428,6 +455,11 @@ class Operation:
 
     def _start(self) -> None:
         """Start the span and the clock; make this the current operation."""
+        sink = STATE.fast
+        if sink is not None:
+            _fastcall.start(self, sink)
+            self._op_token = CURRENT.set(self)
+            return
         if STATE.live or STATE.check_live():
             spec = self._spec
             assert spec is not None
@@ -453,14 +485,20 @@ class Operation:
         except ValueError:  # reset from another context (a generator resumed elsewhere)
             CURRENT.set(self._parent)
         if ctx_token is not None:
-            with contextlib.suppress(Exception):
-                otel_context.detach(ctx_token)
+            if self._sink is not None:
+                _fastcall.detach(ctx_token)
+            else:
+                with contextlib.suppress(Exception):
+                    otel_context.detach(ctx_token)
 
     def _activate(self) -> None:
         """Make this operation current again (generators, between resumptions)."""
-        span = self._span
-        if span is not None and self._span_ctx is not None:
-            self._ctx_token = otel_context.attach(trace.set_span_in_context(span))
+        if self._sink is not None:
+            _fastcall.activate(self)
+        else:
+            span = self._span
+            if span is not None and self._span_ctx is not None:
+                self._ctx_token = otel_context.attach(trace.set_span_in_context(span))
         self._op_token = CURRENT.set(self)
 
     def _fail(self, exc: BaseException) -> None:
@@ -475,6 +513,9 @@ class Operation:
         self.outcome = (
             semconv.OUTCOME_RATE_LIMITED if error_type == "rate_limited" else semconv.OUTCOME_FAILURE
         )
+        if self._sink is not None:
+            self._exc = exc  # formatted and scrubbed by the worker, off the caller's thread
+            return
         span = self._span
         if span is not None and span.is_recording():
             message = scrub_text(str(exc)) if STATE.scrub else str(exc)
@@ -494,8 +535,17 @@ class Operation:
 
     def _finish(self, exc: BaseException | None = None) -> None:
         """Turn what was recorded into span, metrics and log; never raises."""
+        sink = self._sink
+        if sink is not None:
+            try:
+                _fastcall.finish(self, sink, exc)
+            except Exception as err:  # pragma: no cover - defensive: the host comes first
+                STATE.dropped("recorder_error", f"finish: {type(err).__name__}")
+            self._done = True
+            return
         duration_ns = time.perf_counter_ns() - self._start_ns
         self._deactivate()
+        self._done = True
         try:
             if exc is not None:
                 self._fail(exc)

@@ -1,239 +1,357 @@
-"""SDK pipelines for ``configure()``: providers, processors, readers and exporters.
+"""SDK pipelines for ``configure()``: the fast pipeline it owns, or the API path.
 
-Imported only when ``configure()`` runs, so that instrumented code that is
-never configured does not load the SDK. Every exporter is wrapped so that
-failed exports and queue overflows are counted on ``mev.telemetry.dropped``.
+Imported only when ``configure()`` runs, so instrumented code that is never
+configured does not load the SDK. :func:`build` creates everything and starts
+nothing global: ``configure()`` installs the result only once every part of it
+(ports included) is up, and on failure :meth:`Built.close` undoes what was made.
+
+The fast pipeline (the default when mevobs owns the providers) records mevobs's
+own telemetry through ``_fastcall``/``_fastpath``; the providers it still builds
+serve everything else (the SDK spans of contrib instrumentations and of the
+application's own tracer nest under mevobs's operations and join their traces).
+The API path (``pipeline="api"``, or span processors, views or a sampler of the
+application's own) records through the OpenTelemetry API into SDK providers, as
+any instrumentation does: correct first, slower.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.context import Context
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
-from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
-    LogRecordExporter,
-)
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    ConsoleMetricExporter,
-    MetricExporter,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from mevobs import semconv
+from mevobs._collect import ExemplarCollector, SlotCollection, attach_slots
+from mevobs._exporters import EXPORTERS, SignalExporters
+from mevobs._fastcall import adopt_foreign
+from mevobs._fastpath import FastLogHandler, FastPipeline
+from mevobs._logs import JsonFormatter, OtelLogBridge, TextFormatter
+from mevobs._outputs import FormattedLogOutput, LineWriter, ReadableLogOutput, ReadableSpanOutput, stream_for
 from mevobs._settings import Settings
+from mevobs._slots import SlotInstruments, SlotTable
 from mevobs._state import STATE, Providers
 from mevobs._version import __version__
+
+SCOPE = InstrumentationScope(semconv.INSTRUMENTATION_SCOPE, __version__)
+
+
+@dataclass
+class Extras:
+    """What configure() takes besides Settings: objects of the application's own."""
+
+    span_processors: Sequence[SpanProcessor] = ()
+    views: Sequence[Any] = ()
+    sampler: Sampler | None = None
+    app_owned: bool = False  # the application set global providers of its own
+
+    @property
+    def wants_api(self) -> bool:
+        return bool(self.span_processors or self.views or self.sampler is not None or self.app_owned)
 
 
 @dataclass
 class Built:
     providers: Providers
+    handlers: list[logging.Handler]
+    fast: FastPipeline | None = None
+    instruments: Any = None
     closers: list[Callable[[], Any]] = field(default_factory=list)
-    bridge_logs: bool = False
+    metrics_port: int | None = None
+
+    def close(self) -> None:
+        """Undo a build that will not be installed (configure() failed later)."""
+        for close in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                close()
 
 
 def resource_for(settings: Settings) -> Resource:
-    return Resource.create(
-        {
-            **settings.resource_attributes,
-            "service.name": settings.service_name,
-            "deployment.environment.name": settings.environment,
-            "telemetry.distro.name": "mevobs",
-            "telemetry.distro.version": __version__,
-        }
-    )
+    """The resource: explicit configure() values win, then the OTEL_* environment
+    (``Resource.create`` reads it), then mevobs's defaults, which never overwrite."""
+    explicit = settings.model_fields_set
+    given: dict[str, Any] = dict(settings.resource_attributes)
+    if "service_name" in explicit:
+        given["service.name"] = settings.service_name
+    if "environment" in explicit:
+        given["deployment.environment.name"] = settings.environment
+    resource = Resource.create(given)
+    attrs = dict(resource.attributes)
+    defaults = {
+        "deployment.environment.name": settings.environment,
+        "service.instance.id": str(uuid.uuid4()),
+        "telemetry.distro.name": "mevobs",
+        "telemetry.distro.version": __version__,
+    }
+    if str(attrs.get("service.name", "")).startswith("unknown_service") and not os.environ.get(
+        "OTEL_SERVICE_NAME"
+    ):
+        attrs["service.name"] = settings.service_name
+    for key, value in defaults.items():
+        attrs.setdefault(key, value)
+    return Resource(attrs, resource.schema_url)
 
 
-def count_failed_exports(exporter: Any, size: Callable[[Any], int]) -> Any:
-    """Wrap ``exporter.export`` so that failures are counted as dropped telemetry."""
-    original = exporter.export
-
-    def export(batch: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = original(batch, *args, **kwargs)
-        except Exception:
-            STATE.dropped("export_failed", type(exporter).__name__, size(batch))
-            raise
-        if getattr(result, "name", "") == "FAILURE":
-            STATE.dropped("export_failed", type(exporter).__name__, size(batch))
-        return result
-
-    exporter.export = export
-    return exporter
+def _formatter(settings: Settings, resource: Resource) -> logging.Formatter:
+    if settings.log_format == "json":
+        return JsonFormatter(str(resource.attributes.get("service.name")), scrub=settings.scrub_secrets)
+    return TextFormatter(scrub=settings.scrub_secrets)
 
 
-def _queue_len(processor: Any) -> int | None:
-    inner = getattr(processor, "_batch_processor", None)
-    queue = getattr(inner, "_queue", None)
-    return len(queue) if queue is not None else None
-
-
-class _DropCountingSpanProcessor(SpanProcessor):
-    """Counts spans a full batch queue is about to drop, then delegates."""
-
-    def __init__(self, inner: BatchSpanProcessor, max_queue: int) -> None:
-        self._inner = inner
-        self._max = max_queue
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        self._inner.on_start(span, parent_context)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        if _queue_len(self._inner) == self._max:
-            STATE.dropped("queue_full", "span")
-        self._inner.on_end(span)
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()  # type: ignore[no-untyped-call]
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
-
-
-class _DropCountingLogProcessor(LogRecordProcessor):
-    """Counts log records a full batch queue is about to drop, then delegates."""
-
-    def __init__(self, inner: BatchLogRecordProcessor, max_queue: int) -> None:
-        self._inner = inner
-        self._max = max_queue
-
-    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        if _queue_len(self._inner) == self._max:
-            STATE.dropped("queue_full", "log")
-        self._inner.on_emit(log_record)
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()  # type: ignore[no-untyped-call]
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
-
-
-def _otlp_endpoint(settings: Settings, signal: str) -> str:
-    if settings.exporter == "otlp":
-        return settings.endpoint or "http://localhost:4317"
-    base = (settings.endpoint or "http://localhost:4318").rstrip("/")
-    return f"{base}/v1/{signal}"
-
-
-def _exporters(
-    settings: Settings,
-) -> tuple[SpanExporter | None, MetricExporter | None, LogRecordExporter | None]:
-    timeout = settings.export_timeout_seconds
-    kind = settings.exporter
-    if kind == "otlp":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        endpoint = _otlp_endpoint(settings, "")
-        insecure = not endpoint.startswith("https://")
-        return (
-            OTLPSpanExporter(endpoint=endpoint, insecure=insecure, timeout=timeout),
-            OTLPMetricExporter(endpoint=endpoint, insecure=insecure, timeout=timeout),
-            OTLPLogExporter(endpoint=endpoint, insecure=insecure, timeout=timeout),
-        )
-    if kind == "otlp-http":
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import (
-            OTLPLogExporter as HttpLogExporter,
-        )
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter as HttpMetricExporter,
-        )
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-            OTLPSpanExporter as HttpSpanExporter,
-        )
-
-        return (
-            HttpSpanExporter(endpoint=_otlp_endpoint(settings, "traces"), timeout=timeout),
-            HttpMetricExporter(endpoint=_otlp_endpoint(settings, "metrics"), timeout=timeout),
-            HttpLogExporter(endpoint=_otlp_endpoint(settings, "logs"), timeout=timeout),
-        )
-    if kind == "console":
-        # Log lines already print through the mevobs logger's handler; not twice.
-        return ConsoleSpanExporter(), ConsoleMetricExporter(), None
-    return None, None, None
-
-
-def _prometheus_reader(settings: Settings, closers: list[Callable[[], Any]]) -> MetricReader:
+def _prometheus(settings: Settings, reader_for: Callable[[Any], MetricReader], built: Built) -> MetricReader:
     try:
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from prometheus_client import REGISTRY, start_http_server
+        from prometheus_client import CollectorRegistry, start_http_server
     except ImportError as exc:  # pragma: no cover - depends on the extra
         raise RuntimeError(
             "exporter='prometheus' needs the prometheus extra: pip install 'mevobs[prometheus]'"
         ) from exc
-    reader = PrometheusMetricReader()
-    started = start_http_server(settings.metrics_port, addr=settings.metrics_host)
-    server = started[0] if isinstance(started, tuple) else None
+    # A registry of our own: no prometheus_client default process collectors beside
+    # OpenTelemetry's system metrics (each process metric once).
+    registry = CollectorRegistry(auto_describe=True)
+    reader = reader_for(registry)
+    server, thread = start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    built.metrics_port = int(server.server_address[1])
 
     def close() -> None:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        with contextlib.suppress(Exception):
-            REGISTRY.unregister(reader._collector)
+        server.shutdown()
+        server.server_close()
+        thread.join(2)
 
-    closers.append(close)
+    built.closers.append(close)
     return reader
 
 
-def build(settings: Settings) -> Built:
-    """Build providers for ``settings``; nothing global is touched here."""
+class ForeignSpanProcessor(SpanProcessor):
+    """Spans of other instrumentations (SDK spans) join the fast pipeline: inside a
+    mevobs operation they wait for its trace's tail decision, else they are queued."""
+
+    def __init__(self, pipeline: FastPipeline) -> None:
+        self.pipeline = pipeline
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not adopt_foreign(span, self.pipeline):
+            self.pipeline.submit_foreign(span)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.pipeline.flush(timeout_millis / 1000)
+
+
+def build_fast(
+    settings: Settings,
+    *,
+    exporters: SignalExporters | None = None,
+    metric_reader: MetricReader | None = None,
+) -> Built:
+    """The fast pipeline: slots, the worker, the outputs, and providers for the rest.
+
+    The test kit passes its in-memory ``exporters`` and ``metric_reader``.
+    """
     resource = resource_for(settings)
-    closers: list[Callable[[], Any]] = []
-    span_exp, metric_exp, log_exp = _exporters(settings)
-    timeout_ms = int(settings.export_timeout_seconds * 1000)
-
-    tracer_provider = TracerProvider(
-        resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio))
+    if exporters is None:
+        exporters = EXPORTERS[settings.exporter].build(settings)
+    table = SlotTable(
+        settings.max_series_per_metric, on_overflow=lambda spec: STATE.dropped("series_cap", spec.name)
     )
-    if span_exp is not None:
-        count_failed_exports(span_exp, len)
-        batch = BatchSpanProcessor(
-            span_exp, max_queue_size=settings.max_queue_size, export_timeout_millis=timeout_ms
-        )
-        tracer_provider.add_span_processor(_DropCountingSpanProcessor(batch, settings.max_queue_size))
-
+    slots = SlotCollection(table, SCOPE, resource)
+    timeout_ms = settings.export_timeout_seconds * 1000
+    built = Built(Providers(None, None, None), [])  # type: ignore[arg-type]
     readers: list[MetricReader] = []
-    if settings.exporter == "prometheus":
-        readers.append(_prometheus_reader(settings, closers))
-    elif metric_exp is not None:
-        count_failed_exports(metric_exp, lambda _batch: 1)
+    if metric_reader is not None:
+        readers.append(metric_reader)
+    elif EXPORTERS[settings.exporter].pull:
+        readers.append(_prometheus(settings, lambda registry: _exemplar_reader(table, registry), built))
+    elif exporters.metrics is not None:
         readers.append(
             PeriodicExportingMetricReader(
-                metric_exp,
+                exporters.metrics,
                 export_interval_millis=settings.export_interval_seconds * 1000,
                 export_timeout_millis=timeout_ms,
             )
         )
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-
-    logger_provider = LoggerProvider(resource=resource)
-    if log_exp is not None:
-        count_failed_exports(log_exp, _size)
-        batch_logs = BatchLogRecordProcessor(
-            log_exp, max_queue_size=settings.max_queue_size, export_timeout_millis=timeout_ms
-        )
-        logger_provider.add_log_record_processor(
-            _DropCountingLogProcessor(batch_logs, settings.max_queue_size)
-        )
-    return Built(
-        Providers(tracer_provider, meter_provider, logger_provider),
-        closers,
-        bridge_logs=log_exp is not None,
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
+    for reader in readers:
+        attach_slots(reader, slots)
+    built.closers.append(lambda: meter_provider.shutdown(timeout_millis=timeout_ms))
+    span_output = (
+        ReadableSpanOutput(exporters.spans, resource, SCOPE) if exporters.spans is not None else None
     )
+    log_outputs: list[Any] = []
+    if settings.log_destination != "none":
+        writer = LineWriter(stream_for(settings.log_destination), settings.max_queue_size)
+        log_outputs.append(FormattedLogOutput(_formatter(settings, resource), writer))
+    if exporters.logs is not None:
+        log_outputs.append(ReadableLogOutput(exporters.logs, resource, SCOPE))
+    pipeline = FastPipeline(
+        table=table,
+        span_output=span_output,
+        log_outputs=log_outputs,
+        sample_ratio=settings.sample_ratio,
+        slow_seconds=settings.slow_threshold_seconds,
+        slow_by_kind=settings.slow_threshold_by_kind,
+        max_queue=settings.max_queue_size,
+    )
+    built.closers.append(lambda: pipeline.shutdown(settings.export_timeout_seconds))
+    tracer_provider = TracerProvider(
+        resource=resource,
+        sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
+        shutdown_on_exit=False,
+    )
+    tracer_provider.add_span_processor(ForeignSpanProcessor(pipeline))
+    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    built.providers = Providers(tracer_provider, meter_provider, logger_provider)
+    built.fast = pipeline
+    built.instruments = SlotInstruments(table)
+    built.handlers = [FastLogHandler(pipeline)]
+    return built
 
 
-def _size(batch: Sequence[Any]) -> int:
-    return len(batch)
+def _exemplar_reader(table: SlotTable, registry: Any) -> MetricReader:
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+    reader = PrometheusMetricReader(registry=registry)
+    inner = reader._collector
+    registry.unregister(inner)
+    registry.register(ExemplarCollector(inner, table))
+    return reader
+
+
+class CountingSpanExporter(SpanExporter):
+    """Counts the spans an exporter failed to send, then delegates (API path)."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self.inner.export(spans)
+        except Exception:
+            result = SpanExportResult.FAILURE
+        if result != SpanExportResult.SUCCESS:
+            STATE.dropped("export_failed", type(self.inner).__name__, len(spans))
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class CountingLogExporter(LogRecordExporter):
+    """Counts the log records an exporter failed to send, then delegates (API path)."""
+
+    def __init__(self, inner: LogRecordExporter) -> None:
+        self.inner = inner
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        try:
+            result = self.inner.export(batch)
+        except Exception:
+            result = LogRecordExportResult.FAILURE
+        if result != LogRecordExportResult.SUCCESS:
+            STATE.dropped("export_failed", type(self.inner).__name__, len(batch))
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()  # type: ignore[no-untyped-call]
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(self.inner.force_flush(timeout_millis))
+
+
+def build_api(
+    settings: Settings,
+    extras: Extras,
+    *,
+    exporters: SignalExporters | None = None,
+    metric_reader: MetricReader | None = None,
+) -> Built:
+    """The API path: SDK providers with batch processors, as any instrumentation uses."""
+    resource = resource_for(settings)
+    if exporters is None:
+        exporters = EXPORTERS[settings.exporter].build(settings)
+    timeout_ms = int(settings.export_timeout_seconds * 1000)
+    built = Built(Providers(None, None, None), [])  # type: ignore[arg-type]
+    sampler = extras.sampler or ParentBased(TraceIdRatioBased(settings.sample_ratio))
+    tracer_provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
+    for processor in extras.span_processors:
+        tracer_provider.add_span_processor(processor)
+    if exporters.spans is not None:
+        tracer_provider.add_span_processor(
+            BatchSpanProcessor(
+                CountingSpanExporter(exporters.spans),
+                max_queue_size=settings.max_queue_size,
+                export_timeout_millis=timeout_ms,
+            )
+        )
+    readers: list[MetricReader] = []
+    if metric_reader is not None:
+        readers.append(metric_reader)
+    elif EXPORTERS[settings.exporter].pull:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+        readers.append(
+            _prometheus(settings, lambda registry: PrometheusMetricReader(registry=registry), built)
+        )
+    elif exporters.metrics is not None:
+        readers.append(
+            PeriodicExportingMetricReader(
+                exporters.metrics,
+                export_interval_millis=settings.export_interval_seconds * 1000,
+                export_timeout_millis=timeout_ms,
+            )
+        )
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=readers, views=list(extras.views), shutdown_on_exit=False
+    )
+    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    if exporters.logs is not None:
+        logger_provider.add_log_record_processor(
+            BatchLogRecordProcessor(
+                CountingLogExporter(exporters.logs),
+                max_queue_size=settings.max_queue_size,
+                export_timeout_millis=timeout_ms,
+            )
+        )
+    built.providers = Providers(tracer_provider, meter_provider, logger_provider)
+    built.closers += [
+        lambda: tracer_provider.shutdown(),
+        lambda: meter_provider.shutdown(timeout_millis=timeout_ms),
+        lambda: logger_provider.shutdown(),
+    ]
+    handlers: list[logging.Handler] = []
+    if settings.log_destination != "none":
+        handler = logging.StreamHandler(stream_for(settings.log_destination))
+        handler.setFormatter(_formatter(settings, resource))
+        handlers.append(handler)
+    if exporters.logs is not None:
+        handlers.append(OtelLogBridge(logger_provider, scrub=settings.scrub_secrets))
+    built.handlers = handlers
+    return built
+
+
+def build(settings: Settings, extras: Extras) -> Built:
+    """Build the pipeline ``settings`` ask for; nothing global is touched here."""
+    if settings.pipeline == "api" or extras.wants_api:
+        return build_api(settings, extras)
+    return build_fast(settings)

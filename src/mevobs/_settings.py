@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mevobs._exporters import EXPORTERS
 from mevobs.guards._security import SecuritySettings
 
-Exporter = Literal["otlp", "otlp-http", "console", "none", "prometheus"]
 Environment = Literal["dev", "staging", "prod"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -31,7 +31,7 @@ class Settings(BaseModel):
 
     service_name: str = Field("mev-bot", min_length=1, description="service.name resource attribute.")
     environment: Environment = Field("dev", description="deployment.environment.name.")
-    exporter: Exporter = Field(
+    exporter: str = Field(
         "none",
         description="Where telemetry goes: otlp (gRPC), otlp-http, console, prometheus "
         "(metrics, needs the prometheus extra) or none.",
@@ -39,7 +39,25 @@ class Settings(BaseModel):
     endpoint: str | None = Field(
         None, description="OTLP endpoint; default http://localhost:4317 (gRPC) or :4318 (HTTP)."
     )
-    sample_ratio: float = Field(1.0, ge=0.0, le=1.0, description="Fraction of traces kept.")
+    sample_ratio: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of successful traces kept; a trace with a failure, revert, rate "
+        "limit, security event or slow operation is always kept whole (tail sampling).",
+    )
+    slow_threshold_seconds: float = Field(
+        1.0, gt=0, description="An operation at least this slow keeps its whole trace."
+    )
+    slow_threshold_by_kind: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per operation kind overrides of slow_threshold_seconds (env: JSON).",
+    )
+    pipeline: Literal["fast", "api"] = Field(
+        "fast",
+        description="fast: mevobs pre-aggregates metrics and exports spans and logs from a worker "
+        "thread; api: record through the OpenTelemetry API into SDK providers.",
+    )
     log_format: Literal["json", "text"] = Field("json", description="Format of mevobs log lines.")
     log_level: LogLevel = Field("INFO", description="Level of the mevobs logger.")
     log_destination: Literal["stderr", "stdout", "none"] = Field(
@@ -59,7 +77,12 @@ class Settings(BaseModel):
     export_timeout_seconds: float = Field(
         3.0, gt=0, le=60, description="Upper bound of one export attempt and of shutdown."
     )
-    max_queue_size: int = Field(2048, ge=16, description="Span and log queue bound; overflow is counted.")
+    max_queue_size: int = Field(
+        8192, ge=16, description="Span and log queue bound; what overflows is counted, never waited for."
+    )
+    max_series_per_metric: int = Field(
+        2000, ge=10, description="Series per metric before new ones record into one 'other' series."
+    )
     cardinality_cap: int = Field(
         100, ge=1, description="Distinct values per metric attribute before 'other'."
     )
@@ -92,6 +115,13 @@ class Settings(BaseModel):
         default_factory=SecuritySettings, description="Security detector thresholds (env: JSON)."
     )
 
+    @field_validator("exporter")
+    @classmethod
+    def _known_exporter(cls, value: str) -> str:
+        if value not in EXPORTERS:
+            raise ValueError(f"unknown exporter {value!r}; one of {', '.join(EXPORTERS)}")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
@@ -115,7 +145,7 @@ def _parse_env(name: str, raw: str) -> Any:
         return _parse_pairs(raw)
     if name == "instrument":
         return [item.strip() for item in raw.split(",") if item.strip()]
-    if name in ("contract_allowlist", "security"):
+    if name in ("contract_allowlist", "security", "slow_threshold_by_kind"):
         try:
             return json.loads(raw)
         except ValueError:

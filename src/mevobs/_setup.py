@@ -1,14 +1,17 @@
 """``configure()``: the only place outside the test kit that imports the OpenTelemetry SDK.
 
-It builds tracer, meter and logger providers from :class:`Settings`, with
-bounded queues and export timeouts so that a slow or absent collector never
-blocks the bot, and counts what the pipelines drop.
+It builds the pipeline :class:`Settings` ask for (``_pipeline``), starts the
+runtime guards, and only when every part is up installs it: handlers, state,
+global providers. A failure on the way stops what was started and leaves the
+process as it was. Shutting down is bounded by a deadline whatever the
+collector does, and a process that exits without ``shutdown()`` flushes within
+the export timeout.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
-import sys
 import threading
 import time
 import warnings
@@ -18,7 +21,6 @@ from typing import Any
 from opentelemetry import _logs as otel_logs
 from opentelemetry import metrics, trace
 
-from mevobs._logs import JsonFormatter, OtelLogBridge, TextFormatter
 from mevobs._protocols import Detector
 from mevobs._settings import Settings
 from mevobs._state import LOGGER, STATE, Providers
@@ -28,12 +30,10 @@ from mevobs.guards._start import start_guards
 
 _LOCK = threading.RLock()
 _ACTIVE: Telemetry | None = None
-# OpenTelemetry lets the global providers be set once per process; remember whether mevobs did it.
-_OWNS_GLOBALS = False
 
 
 class Telemetry:
-    """The providers and handlers one ``configure()`` call built.
+    """What one ``configure()`` call built and started.
 
     Usable as a context manager: leaving the block shuts it down.
     """
@@ -45,17 +45,40 @@ class Telemetry:
         handlers: list[logging.Handler],
         closers: list[Callable[[], Any]],
         previous_level: int,
+        fast: Any = None,
     ) -> None:
         self.settings = settings
         self.providers = providers
         self._handlers = handlers
         self._closers = closers
         self._previous_level = previous_level
+        self._fast = fast
         self._closed = False
         #: The HealthServer started by ``health_port``, else None.
         self.health: HealthServer | None = None
         #: The AuditLog started by ``audit_path``, else None.
         self.audit: AuditLog | None = None
+        #: The port the Prometheus endpoint is bound to (``metrics_port=0`` picks one), else None.
+        self.metrics_port: int | None = None
+
+    @property
+    def pipeline(self) -> str:
+        """``fast`` (mevobs records and exports its own telemetry), ``api`` or ``disabled``."""
+        if self.providers is None:
+            return "disabled"
+        return "fast" if self._fast is not None else "api"
+
+    @property
+    def metrics_url(self) -> str | None:
+        """The Prometheus endpoint's URL, when the exporter is ``prometheus``."""
+        if self.metrics_port is None:
+            return None
+        return f"http://{self.settings.metrics_host}:{self.metrics_port}/metrics"
+
+    @property
+    def health_port(self) -> int | None:
+        """The port the health server is bound to (``health_port=0`` picks one), else None."""
+        return self.health.port if self.health is not None else None
 
     @property
     def tracer_provider(self) -> Any:
@@ -74,15 +97,20 @@ class Telemetry:
         if self.providers is None or self._closed:
             return True
         budget = timeout_seconds if timeout_seconds is not None else self.settings.export_timeout_seconds
+        deadline = time.monotonic() + budget
+        ok = True
+        if self._fast is not None:
+            ok = self._fast.flush(budget)
+        remaining = max(0.0, deadline - time.monotonic())
         calls = [
-            lambda: self.tracer_provider.force_flush(int(budget * 1000)),
-            lambda: self.logger_provider.force_flush(int(budget * 1000)),
+            lambda: self.tracer_provider.force_flush(int(remaining * 1000)),
+            lambda: self.logger_provider.force_flush(int(remaining * 1000)),
         ]
-        if self.settings.exporter != "prometheus":
+        if self.metrics_port is None:
             # Prometheus is pulled: a flush would make its reader queue a collection
             # that the next scrape reports again, duplicating every series.
-            calls.append(lambda: self.meter_provider.force_flush(int(budget * 1000)))
-        ok = _run_bounded(calls, budget)
+            calls.append(lambda: self.meter_provider.force_flush(int(remaining * 1000)))
+        ok = _run_bounded(calls, remaining) and ok
         for handler in self._handlers:
             handler.flush()
         return ok
@@ -94,23 +122,19 @@ class Telemetry:
             if self._closed:
                 return True
             self._closed = True
-            for handler in self._handlers:
-                LOGGER.removeHandler(handler)
-                handler.flush()
-            LOGGER.setLevel(self._previous_level)
             if _ACTIVE is self:
                 _ACTIVE = None
                 STATE.install(None)
                 STATE.clear_plugins()
-            calls: list[Callable[[], Any]] = list(self._closers)
-            if self.providers is not None:
-                providers = self.providers
-                calls += [
-                    providers.tracer_provider.shutdown,  # type: ignore[attr-defined]
-                    providers.meter_provider.shutdown,  # type: ignore[attr-defined]
-                    providers.logger_provider.shutdown,  # type: ignore[attr-defined]
-                ]
-        return _run_bounded(calls, timeout_seconds)
+            for handler in self._handlers:
+                LOGGER.removeHandler(handler)
+            LOGGER.setLevel(self._previous_level)
+            closers = list(self._closers)
+        deadline = time.monotonic() + timeout_seconds
+        ok = True
+        if self._fast is not None:
+            ok = self._fast.shutdown(timeout_seconds)
+        return _run_bounded(closers, max(0.0, deadline - time.monotonic())) and ok
 
     def __enter__(self) -> Telemetry:
         return self
@@ -133,7 +157,9 @@ def _run_bounded(calls: list[Callable[[], Any]], timeout_seconds: float) -> bool
 def _quiet(call: Callable[[], Any]) -> Callable[[], None]:
     def run() -> None:
         try:
-            call()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                call()
         except Exception:
             STATE.dropped("export_failed", "shutdown")
 
@@ -146,8 +172,25 @@ def shutdown(timeout_seconds: float = 5.0) -> bool:
     return telemetry.shutdown(timeout_seconds) if telemetry is not None else True
 
 
+def _at_exit() -> None:
+    """A bot that exits without shutdown() still flushes, within the export timeout."""
+    telemetry = _ACTIVE
+    if telemetry is not None:
+        telemetry.shutdown(telemetry.settings.export_timeout_seconds)
+
+
+atexit.register(_at_exit)
+
+
 def configure(
-    settings: Settings | None = None, /, *, detectors: Sequence[Detector] = (), **kwargs: Any
+    settings: Settings | None = None,
+    /,
+    *,
+    detectors: Sequence[Detector] = (),
+    span_processors: Sequence[Any] = (),
+    views: Sequence[Any] = (),
+    sampler: Any = None,
+    **kwargs: Any,
 ) -> Telemetry:
     """Set up export of mevobs telemetry and return the running :class:`Telemetry`.
 
@@ -158,6 +201,12 @@ def configure(
     has not set its own (or with ``install_global=True``). ``detectors`` are
     security detectors of the application's own (see :class:`mevobs.Detector`),
     run after the built-in ones; their kinds are counted on ``mev.security.events``.
+    ``span_processors``, ``views`` and ``sampler`` (SDK objects) are added to the
+    providers mevobs builds and select the API path (see docs/performance.md).
+
+    All or nothing: if any part fails to start (a busy port, an unknown
+    instrumentation), what was started is stopped, nothing global is changed and
+    the error is raised.
     """
     global _ACTIVE
     resolved = settings if settings is not None else Settings.load(**kwargs)
@@ -166,62 +215,40 @@ def configure(
             _ACTIVE.shutdown(resolved.export_timeout_seconds)
         previous_level = LOGGER.level
         if not resolved.enabled:
-            from opentelemetry._logs import NoOpLoggerProvider
-
-            providers = Providers(
-                trace.NoOpTracerProvider(), metrics.NoOpMeterProvider(), NoOpLoggerProvider()
-            )
-            STATE.install(providers, cap=resolved.cardinality_cap)
             telemetry = Telemetry(resolved, None, [], [], previous_level)
             _ACTIVE = telemetry
             return telemetry
 
         from mevobs import _pipeline  # the SDK is imported from here on
 
-        built = _pipeline.build(resolved)
-        handlers = _log_handlers(resolved, built.providers, built.bridge_logs)
+        # When the application set providers of its own, mevobs keeps to the API path.
+        app_owned = not (resolved.install_global or STATE.own_globals or _globals_unset())
+        extras = _pipeline.Extras(span_processors, views, sampler, app_owned=app_owned)
+        built = _pipeline.build(resolved, extras)
+        try:
+            guards = start_guards(resolved, built.providers, detectors)
+        except BaseException:
+            built.close()
+            raise
+        # Everything is up: from here on nothing can fail, and the process changes.
         LOGGER.setLevel(resolved.log_level)
-        for handler in handlers:
+        for handler in built.handlers:
             LOGGER.addHandler(handler)
-        global _OWNS_GLOBALS
-        if resolved.install_global or _globals_unset():
-            _install_globals(built.providers)
-            _OWNS_GLOBALS = True
-        elif _OWNS_GLOBALS:
-            # A reconfigure: the globals still name the first pipeline and cannot be replaced.
-            LOGGER.debug("mevobs.configure(): global providers were set by an earlier configure()")
-        else:
-            warnings.warn(
-                "mevobs.configure(): the application already set global OpenTelemetry "
-                "providers; mevobs exports its own telemetry through its own pipeline and "
-                "leaves them in place (pass install_global=True to replace them).",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        STATE.install(built.providers, cap=resolved.cardinality_cap)
+        _install_globals(resolved, built.providers)
+        STATE.install(
+            built.providers, cap=resolved.cardinality_cap, instruments=built.instruments, fast=built.fast
+        )
         STATE.scrub = resolved.scrub_secrets
-        guards = start_guards(resolved, built.providers, detectors)
-        # Guards stop with the exporters, inside the same shutdown deadline.
+        STATE.hooks.extend(guards.hooks)
+        STATE.exposure_hooks.extend(guards.exposure_hooks)
+        STATE.extra_security_kinds = guards.security_kinds
+        # Guards stop before the exporters, inside the same shutdown deadline.
         closers = [*guards.closers, *built.closers]
-        telemetry = Telemetry(resolved, built.providers, handlers, closers, previous_level)
+        telemetry = Telemetry(resolved, built.providers, built.handlers, closers, previous_level, built.fast)
         telemetry.health, telemetry.audit = guards.health, guards.audit
+        telemetry.metrics_port = built.metrics_port
         _ACTIVE = telemetry
         return telemetry
-
-
-def _log_handlers(settings: Settings, providers: Providers, bridge: bool) -> list[logging.Handler]:
-    handlers: list[logging.Handler] = []
-    if settings.log_destination != "none":
-        stream = sys.stdout if settings.log_destination == "stdout" else sys.stderr
-        handler = logging.StreamHandler(stream)
-        if settings.log_format == "json":
-            handler.setFormatter(JsonFormatter(settings.service_name, scrub=settings.scrub_secrets))
-        else:
-            handler.setFormatter(TextFormatter(scrub=settings.scrub_secrets))
-        handlers.append(handler)
-    if bridge:
-        handlers.append(OtelLogBridge(providers.logger_provider, scrub=settings.scrub_secrets))
-    return handlers
 
 
 def _globals_unset() -> bool:
@@ -231,12 +258,25 @@ def _globals_unset() -> bool:
     )
 
 
-def _install_globals(providers: Providers) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trace.set_tracer_provider(providers.tracer_provider)
-        metrics.set_meter_provider(providers.meter_provider)
-        otel_logs.set_logger_provider(providers.logger_provider)
+def _install_globals(settings: Settings, providers: Providers) -> None:
+    if settings.install_global or _globals_unset():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trace.set_tracer_provider(providers.tracer_provider)
+            metrics.set_meter_provider(providers.meter_provider)
+            otel_logs.set_logger_provider(providers.logger_provider)
+        STATE.own_globals = True
+    elif STATE.own_globals:
+        # A reconfigure: the globals still name the first pipeline and cannot be replaced.
+        LOGGER.debug("mevobs.configure(): global providers were set by an earlier configure()")
+    else:
+        warnings.warn(
+            "mevobs.configure(): the application already set global OpenTelemetry "
+            "providers; mevobs exports its own telemetry through its own pipeline and "
+            "leaves them in place (pass install_global=True to replace them).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 __all__ = ["Telemetry", "configure", "shutdown"]

@@ -57,10 +57,16 @@ class State:
         # application installed global providers. Once true it stays true (the
         # OpenTelemetry globals cannot be unset); while false, operations skip
         # span and metric work entirely.
+        # Whether the OpenTelemetry globals are providers a configure() installed: once
+        # it has shut down they receive nothing, and operations cost what unconfigured
+        # ones cost instead of recording into dead providers.
+        self.own_globals = False
         self.live = self._globals_set()
         self.scrub = True
         self.dropped_tally: dict[str, int] = {}
         self._tally_lock = threading.Lock()
+        # The fast pipeline when configure() owns export (a _fastcall.FastSink), else None.
+        self.fast: Any = None
         # What configure()/capture() plug in; run on every finished operation.
         self.hooks: list[Hook] = []
         # Called by record_exposure with the exact amount (the audit trail).
@@ -74,8 +80,19 @@ class State:
         self.exposure_hooks.clear()
         self.extra_security_kinds = frozenset()
 
-    def install(self, providers: Providers | None, *, cap: int = DEFAULT_CARDINALITY_CAP) -> None:
-        """Record into ``providers`` from now on (``None``: the OpenTelemetry globals)."""
+    def install(
+        self,
+        providers: Providers | None,
+        *,
+        cap: int = DEFAULT_CARDINALITY_CAP,
+        instruments: Any = None,
+        fast: Any = None,
+    ) -> None:
+        """Record into ``providers`` from now on (``None``: the OpenTelemetry globals).
+
+        ``fast`` is the fast pipeline that records mevobs's own telemetry (with its
+        slot ``instruments``); without it operations take the API path.
+        """
         if providers is None and not self._globals_set():
             # Nothing can receive telemetry yet. No proxies: a proxy instrument turns
             # into a real one when a global provider appears, which would register
@@ -90,12 +107,14 @@ class State:
             meter = providers.meter_provider.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__)
         self.providers = providers
         self.live = providers is not None or self._globals_set()
-        self.instruments = Instruments(meter)
+        self.instruments = instruments if instruments is not None else Instruments(meter)
+        self.fast = fast
         self.limiter = CardinalityLimiter(cap)
         self.generation += 1
 
-    @staticmethod
-    def _globals_set() -> bool:
+    def _globals_set(self) -> bool:
+        if self.own_globals:
+            return False  # mevobs's own (shut down) providers: nothing receives telemetry
         if _FAST_GLOBALS_CHECK:
             # The public getters read os.environ on every call (about 1.5 us); the
             # module globals they guard answer the same question in nanoseconds.

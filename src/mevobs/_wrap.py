@@ -25,6 +25,7 @@ from mevobs._extract import extract_result
 from mevobs._operation import CURRENT, Operation, _valid_attr_value
 from mevobs._protocols import Guard
 from mevobs._scrub import scrub_text, scrub_value
+from mevobs._slots import OpBundle, SlotTable
 from mevobs._state import STATE
 
 P = ParamSpec("P")
@@ -51,6 +52,7 @@ class OperationSpec:
     __slots__ = (
         "_base",
         "_cache",
+        "_fast",
         "_generation",
         "_opportunity",
         "_static_metric",
@@ -101,11 +103,13 @@ class OperationSpec:
         self._base: dict[str, Any] = {}
         self._opportunity: dict[str, Any] = {}
         self._cache: dict[tuple[str, str | None], dict[str, Any]] = {}
+        self._fast: dict[tuple[str, str | None], OpBundle] = {}
 
     def at(self, where: tuple[str, int, str]) -> OperationSpec:
         """A copy whose log records point at ``where`` (file, line, function name)."""
         located = copy.copy(self)
         located._cache = {}
+        located._fast = {}
         located.where = where
         return located
 
@@ -114,6 +118,7 @@ class OperationSpec:
         self._base = STATE.limiter.limit_all(self._static_metric)
         self._opportunity = {k: v for k, v in self._base.items() if k in _OPPORTUNITY_KEYS}
         self._cache = {}
+        self._fast = {}
         self._generation = STATE.generation
 
     def metric_attrs(
@@ -133,6 +138,18 @@ class OperationSpec:
         if extra is None:
             self._cache[(outcome, error_type)] = attrs
         return attrs
+
+    def fast_bundle(
+        self, table: SlotTable, attrs: dict[str, Any], cacheable: bool, outcome: str, error_type: str | None
+    ) -> OpBundle:
+        """The metric slots of a call that ended with ``outcome`` (resolved once)."""
+        if not cacheable:
+            return OpBundle(table, attrs)
+        key = (outcome, error_type)
+        bundle = self._fast.get(key)
+        if bundle is None:
+            bundle = self._fast[key] = OpBundle(table, attrs)
+        return bundle
 
     def opportunity_attrs(self) -> dict[str, Any]:
         if self._generation != STATE.generation:

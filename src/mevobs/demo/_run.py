@@ -193,12 +193,13 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
     except KeyboardInterrupt:
         done = -1
     finally:
+        # Operation logs are written by mevobs's worker: flush before the tally stops reading.
+        telemetry.force_flush(5)
         logger.removeHandler(file_handler)
         logger.removeHandler(tally)
         file_handler.close()
         for name in checks:
             mevobs.unregister_health_check(name)
-        telemetry.force_flush(2)
     summary = render(
         tally,
         gas_wei=bot.gas_spent_wei,

@@ -70,7 +70,9 @@ def start_instrumentations(names: Iterable[str], tracer_provider: Any, meter_pro
     return closers
 
 
-async def _watch(interval: float, generation: int) -> None:
+async def _watch(interval: float, generation: int | None) -> None:
+    if generation is None:  # started by configure(): its generation begins once it returns
+        generation = STATE.generation
     while STATE.generation == generation:
         start = time.perf_counter()
         await asyncio.sleep(interval)
@@ -86,8 +88,12 @@ def watch_event_loop(interval: float = 0.25) -> asyncio.Task[None]:
     called from a coroutine). Lag is how late a timer fires: a callback that blocks
     the loop for 200 ms shows as about 0.2 s.
     """
+    return _start_watch(interval, STATE.generation)
+
+
+def _start_watch(interval: float, generation: int | None) -> asyncio.Task[None]:
     loop = asyncio.get_running_loop()
-    task = loop.create_task(_watch(interval, STATE.generation), name="mevobs-eventloop-lag")
+    task = loop.create_task(_watch(interval, generation), name="mevobs-eventloop-lag")
     task.add_done_callback(lambda t: t.cancelled() or t.exception())  # never "exception never retrieved"
     return task
 
@@ -95,7 +101,7 @@ def watch_event_loop(interval: float = 0.25) -> asyncio.Task[None]:
 def watch_if_running() -> Closer | None:
     """Start the lag watcher when configure() runs inside an event loop."""
     with contextlib.suppress(RuntimeError):
-        task = watch_event_loop()
+        task = _start_watch(0.25, None)
         loop = task.get_loop()
         return lambda: loop.is_closed() or loop.call_soon_threadsafe(task.cancel)
     return None

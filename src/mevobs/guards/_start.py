@@ -1,14 +1,21 @@
 """What configure() switches on besides export: security detectors, the audit trail,
-the health server, system metrics and contrib instrumentations."""
+the health server, system metrics and contrib instrumentations.
+
+:func:`start_guards` starts them and returns what configure() must install
+(hooks, exposure hooks, detector kinds) without installing anything itself: if
+one guard fails to start (a busy health port), the ones already started are
+stopped and the error is raised, so configure() stays all or nothing.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mevobs._protocols import Detector
-from mevobs._state import STATE, Providers
+from mevobs._protocols import Detector, ExposureHook, Hook
+from mevobs._state import Providers
 from mevobs.guards._audit import AuditLog
 from mevobs.guards._health import HealthServer
 from mevobs.guards._runtime import Closer, start_instrumentations, start_system_metrics, watch_if_running
@@ -18,26 +25,44 @@ from mevobs.guards._security import SecurityMonitor, SecuritySettings
 @dataclass
 class Guards:
     closers: list[Closer] = field(default_factory=list)
+    hooks: list[Hook] = field(default_factory=list)
+    exposure_hooks: list[ExposureHook] = field(default_factory=list)
+    security_kinds: frozenset[str] = frozenset()
     health: HealthServer | None = None
     audit: AuditLog | None = None
 
+    def stop(self) -> None:
+        for close in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                close()
 
-def start_security(
+
+def security_monitor(
     settings: SecuritySettings, allowlist: dict[str, list[str]], detectors: Sequence[Detector]
-) -> None:
-    """Install the security monitor: the built-in detectors (when enabled) and the user's."""
+) -> SecurityMonitor | None:
+    """The monitor of the built-in detectors (when enabled) and the user's, if any."""
     if not settings.enabled and not detectors:
-        return
+        return None
     builtin: list[Detector] | None = None if settings.enabled else []
-    monitor = SecurityMonitor(settings, allowlist, detectors=builtin, extra=detectors)
-    STATE.extra_security_kinds = frozenset(d.kind for d in detectors)
-    STATE.hooks.append(monitor)
+    return SecurityMonitor(settings, allowlist, detectors=builtin, extra=detectors)
 
 
 def start_guards(settings: Any, providers: Providers, detectors: Sequence[Detector] = ()) -> Guards:
-    """Start every runtime guard the settings ask for; returns how to stop them."""
+    """Start every runtime guard the settings ask for; returns what to install and how to stop them."""
     guards = Guards()
-    start_security(settings.security, settings.contract_allowlist, detectors)
+    try:
+        _start(guards, settings, providers, detectors)
+    except BaseException:
+        guards.stop()
+        raise
+    return guards
+
+
+def _start(guards: Guards, settings: Any, providers: Providers, detectors: Sequence[Detector]) -> None:
+    monitor = security_monitor(settings.security, settings.contract_allowlist, detectors)
+    if monitor is not None:
+        guards.hooks.append(monitor)
+        guards.security_kinds = frozenset(d.kind for d in detectors)
     if settings.audit_path:
         audit = AuditLog(
             settings.audit_path,
@@ -45,10 +70,10 @@ def start_guards(settings: Any, providers: Providers, detectors: Sequence[Detect
             fsync=settings.audit_fsync,
             service_name=settings.service_name,
         )
-        STATE.hooks.append(audit.record_operation)
-        STATE.exposure_hooks.append(audit.record_exposure)
-        guards.audit = audit
         guards.closers.append(audit.close)
+        guards.hooks.append(audit.record_operation)
+        guards.exposure_hooks.append(audit.record_exposure)
+        guards.audit = audit
     if settings.system_metrics:
         stop = start_system_metrics(providers.meter_provider)
         if stop is not None:
@@ -69,4 +94,3 @@ def start_guards(settings: Any, providers: Providers, detectors: Sequence[Detect
             interval=settings.health_interval_seconds,
         )
         guards.closers.append(guards.health.close)
-    return guards

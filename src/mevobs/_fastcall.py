@@ -1,0 +1,269 @@
+"""The fast path of one operation: what the calling thread does when ``configure()``
+owns the pipeline.
+
+The trading thread does only timing and a compact record: ids from the random
+generator, the operation's span context attached to the OpenTelemetry context
+(so spans the application or an instrumented library starts inside nest under
+it), a few adds into pre-resolved metric slots, and a tail-sampling decision.
+The operation object itself is the record: the worker (``_fastpath``) turns it
+into a span and a log record, scrubbed and encoded off this thread.
+
+Tail sampling happens here, where the facts are: every operation of a trace
+waits in its local root's pending list until the root ends; the root then keeps
+the whole trace if any operation in it failed, reverted, was rate limited,
+raised a security event or was slow, and otherwise with the sampled ratio.
+A dropped trace costs the worker nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context.context import Context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace.propagation import _SPAN_KEY
+
+from mevobs import _money, semconv
+from mevobs._emission import LOG_LEVELS, derive_attributes, metric_attrs_of, settle
+from mevobs._slots import HistogramSlot, SlotTable, SumSlot
+from mevobs._state import LOGGER, STATE
+
+if TYPE_CHECKING:
+    from mevobs._operation import Operation
+    from mevobs._wrap import OperationSpec
+
+_MASK64 = (1 << 64) - 1
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_getrandbits = random.getrandbits
+_perf_ns = time.perf_counter_ns
+_time_ns = time.time_ns
+# Outcomes that keep their whole trace whatever the sample ratio.
+KEEP_OUTCOMES = frozenset({semconv.OUTCOME_FAILURE, semconv.OUTCOME_REVERTED, semconv.OUTCOME_RATE_LIMITED})
+PENDING, KEPT, DROPPED = 0, 1, 2
+PENDING_CAP = 1024
+"""Most operations one local root holds before its decision; past it they are exported early."""
+
+_TREE = threading.Lock()
+
+
+class FastSink(Protocol):
+    """What the calling thread hands finished operations to (the pipeline's worker)."""
+
+    table: SlotTable
+    sample_threshold: int
+    slow_ns: Mapping[str, int]
+
+    def submit_trace(self, ops: list[Any], important: bool) -> None: ...
+
+    def submit_log(self, op: Operation, level: int) -> None: ...
+
+    def export_early(self, ops: list[Any]) -> None: ...
+
+
+class FastSpan(NonRecordingSpan):
+    """The span a fast-path operation puts in the OpenTelemetry context.
+
+    Non-recording (the worker builds the real span later), with the operation's
+    own trace and span ids; its ``SpanContext`` is built only if something asks
+    (a child span, a log correlation), not on every call.
+    """
+
+    def __init__(self, trace_id: int, span_id: int) -> None:  # no super(): the context is lazy
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self._context = None  # type: ignore[assignment]
+
+    def get_span_context(self) -> SpanContext:
+        ctx = self._context
+        if ctx is None:
+            ctx = self._context = SpanContext(self.trace_id, self.span_id, False, _SAMPLED)
+        return ctx
+
+
+# ------------------------------------------------------------ context access
+
+_runtime: Any = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+_CURRENT_CONTEXT: Any = getattr(_runtime, "_current_context", None)
+# The public attach/detach wrap one ContextVar in two calls and a try block; use the
+# variable itself where the runtime is the standard contextvars one.
+_DIRECT = _CURRENT_CONTEXT is not None and type(_runtime).__name__ == "ContextVarsRuntimeContext"
+
+
+def _attach(span: FastSpan) -> Any:
+    if _DIRECT:
+        current = _CURRENT_CONTEXT.get()
+        ctx = Context(current)
+        dict.__setitem__(ctx, _SPAN_KEY, span)  # Context forbids item assignment; a fresh copy
+        return _CURRENT_CONTEXT.set(ctx)
+    return otel_context.attach(trace.set_span_in_context(span))
+
+
+def detach(token: Any) -> None:
+    """Restore the context an operation attached; tolerant of a foreign context."""
+    try:
+        if _DIRECT:
+            _CURRENT_CONTEXT.reset(token)
+        else:
+            otel_context.detach(token)
+    except ValueError:  # a generator resumed in another context: nothing of ours to undo
+        pass
+
+
+def _current_span() -> Any:
+    if _DIRECT:
+        return _CURRENT_CONTEXT.get().get(_SPAN_KEY)
+    return trace.get_current_span()
+
+
+# ------------------------------------------------------------------ lifecycle
+
+
+def start(op: Operation, sink: FastSink) -> None:
+    """Give ``op`` its ids and parent, attach its span context and start the clock."""
+    parent_op = op._parent
+    span = _current_span()
+    span_id = _getrandbits(64) or 1
+    if type(span) is FastSpan:
+        trace_id = span.trace_id
+        op._parent_span_id = span.span_id
+    elif span is not None and (sc := span.get_span_context()).is_valid:
+        trace_id = sc.trace_id
+        op._parent_span_id = sc.span_id
+        op._parent_remote = sc.is_remote
+    else:
+        trace_id = _getrandbits(128) or 1
+    root = op
+    if parent_op is not None and parent_op._sink is sink:
+        parent_root = parent_op._root
+        if parent_root is not None and parent_root._decided == PENDING:
+            root = parent_root
+    if root is op:
+        op._pending = []
+    op._root = root
+    op._sink = sink
+    op._trace_id = trace_id
+    op._span_id = span_id
+    fast_span = FastSpan(trace_id, span_id)
+    op._span = fast_span
+    op._ctx_token = _attach(fast_span)
+    op._wall_ns = _time_ns()
+    op._start_ns = _perf_ns()
+
+
+def activate(op: Operation) -> None:
+    """Make ``op``'s span current again (a generator resumed)."""
+    span = op._span
+    if isinstance(span, FastSpan):
+        op._ctx_token = _attach(span)
+
+
+def finish(op: Operation, sink: FastSink, exc: BaseException | None) -> None:
+    """Settle ``op``, add it to its metric slots and hand it to the tail sampler."""
+    duration = _perf_ns() - op._start_ns
+    op._duration_ns = duration
+    op._deactivate()
+    if exc is not None:
+        op._fail(exc)
+    outcome = settle(op)
+    spec = op._spec
+    assert spec is not None
+    attrs = metric_attrs_of(op, outcome)
+    op._metric_attrs = attrs
+    _record_slots(op, spec, sink, attrs, outcome, duration)
+    level = LOG_LEVELS.get(outcome, logging.INFO)
+    if LOGGER.isEnabledFor(level):
+        sink.submit_log(op, level)
+    important = (
+        outcome in KEEP_OUTCOMES or op._keep or duration >= sink.slow_ns.get(spec.kind, sink.slow_ns[""])
+    )
+    root = op._root
+    if root is op:
+        with _TREE:
+            pending = op._pending or []
+            op._pending = None
+            keep = important or (op._trace_id & _MASK64) < sink.sample_threshold
+            op._decided = KEPT if keep else DROPPED
+        if keep:
+            pending.append(op)
+            sink.submit_trace(pending, important)
+        return
+    assert root is not None
+    with _TREE:
+        if important:
+            root._keep = True
+        decided = root._decided
+        held = root._pending
+        if decided == PENDING and held is not None:
+            held.append(op)
+            if len(held) < PENDING_CAP:
+                return
+            root._pending = []
+    if decided == PENDING and held is not None:
+        sink.export_early(held)  # a root with thousands of children: export, don't hold
+    elif decided == KEPT:
+        sink.submit_trace([op], important)  # finished after its root (a detached task)
+
+
+def _record_slots(
+    op: Operation, spec: OperationSpec, sink: FastSink, attrs: dict[str, Any], outcome: str, duration: int
+) -> None:
+    """The operation's metric points, into slots resolved once per (spec, outcome, error)."""
+    bundle = spec.fast_bundle(sink.table, attrs, op._metric_extra is None, outcome, op._error_type)
+    op._dur_index = bundle.duration.record(duration / 1e9)
+    op._bundle = bundle
+    if op._gas_used is None and not op._child_gas_wei and op.net_profit_wei is None and op._usd is None:
+        if op._slippage_bp is None and op._points is None:
+            return
+    else:
+        derive_attributes(op)
+    table = sink.table
+    if op._gas_used is not None:
+        op._gas_index = bundle.slot(table, semconv.GAS_USED, HistogramSlot).record(op._gas_used)
+        bundle.slot(table, semconv.GAS_COST, SumSlot).add(op._attrs[semconv.ATTR_GAS_COST_ETH])
+    pnl = op.net_profit_wei
+    if pnl is not None and op.is_root:
+        if pnl > 0:
+            bundle.slot(table, semconv.PROFIT, SumSlot).add(_money.wei_to_eth(pnl))
+        elif pnl < 0:
+            bundle.slot(table, semconv.LOSS, SumSlot).add(_money.wei_to_eth(-pnl))
+    usd = op._attrs.get(semconv.ATTR_PROFIT_USD)
+    if usd is not None:
+        if usd > 0:
+            bundle.slot(table, semconv.PROFIT_USD, SumSlot).add(usd)
+        elif usd < 0:
+            bundle.slot(table, semconv.LOSS_USD, SumSlot).add(-usd)
+    if op._slippage_bp is not None and outcome == semconv.OUTCOME_SUCCESS:
+        for bp in op._slippage_bp:
+            direction = "favorable" if bp < 0 else "adverse"
+            slot = table.slot(semconv.SLIPPAGE, {**attrs, semconv.ATTR_SLIPPAGE_DIRECTION: direction})
+            slot.record(float(abs(bp)))  # type: ignore[union-attr]
+    for point_spec, value, extra in op._points or ():
+        STATE.instruments.record(point_spec, value, attrs if extra is None else {**attrs, **extra})
+
+
+def adopt_foreign(span: Any, sink: FastSink) -> bool:
+    """An SDK span ended inside a fast-path operation of ``sink`` waits with that
+    operation's trace for its tail decision. False when there is no such operation."""
+    from mevobs._operation import CURRENT
+
+    op = CURRENT.get()
+    if op is None or op._sink is not sink:
+        return False
+    root = op._root
+    if root is None:
+        return False
+    with _TREE:
+        if root._decided == PENDING and root._pending is not None:
+            root._pending.append(span)
+            return True
+        kept = root._decided == KEPT
+    if kept:
+        sink.submit_trace([span], False)
+    return True  # a dropped trace drops the spans nested in it

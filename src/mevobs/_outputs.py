@@ -1,0 +1,236 @@
+"""Outputs of the fast pipeline: SDK span and log exporters, and JSON lines.
+
+The worker converts records and hands them to an output; an output batches them
+and returns send jobs for the sender thread. Outputs here serve exporters that
+take SDK objects (console, in-memory, any ``SpanExporter`` a user passes); the
+OTLP outputs in ``_otlp_output`` encode by hand instead. JSON lines go through a
+writer thread with a bounded queue, so a stalled stderr or a slow disk makes
+lines drop (counted), never a call wait.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from mevobs._records import KIND_CLIENT, STATUS_ERROR, SpanFields
+from mevobs._state import STATE
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+SEVERITY = {
+    logging.DEBUG: SeverityNumber.DEBUG,
+    logging.INFO: SeverityNumber.INFO,
+    logging.WARNING: SeverityNumber.WARN,
+    logging.ERROR: SeverityNumber.ERROR,
+    logging.CRITICAL: SeverityNumber.FATAL,
+}
+
+
+def readable_span(fields: SpanFields, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
+    """An SDK span with exactly what the encoder would send for ``fields``."""
+    parent = (
+        SpanContext(fields.trace_id, fields.parent_span_id, fields.parent_remote, _SAMPLED)
+        if fields.parent_span_id
+        else None
+    )
+    status = (
+        Status(StatusCode.ERROR, fields.status_message or None)
+        if fields.status_code == STATUS_ERROR
+        else Status(StatusCode.UNSET)
+    )
+    return ReadableSpan(
+        name=fields.name,
+        context=SpanContext(fields.trace_id, fields.span_id, False, _SAMPLED),
+        parent=parent,
+        resource=resource,
+        attributes={**fields.static, **fields.attributes},
+        events=[Event(name, attrs, timestamp=time_ns) for name, time_ns, attrs in fields.events],
+        kind=SpanKind.CLIENT if fields.kind == KIND_CLIENT else SpanKind.INTERNAL,
+        status=status,
+        start_time=fields.start_ns,
+        end_time=fields.end_ns,
+        instrumentation_scope=scope,
+    )
+
+
+class ReadableSpanOutput:
+    """Spans for an SDK ``SpanExporter`` (console, in-memory, a user's own)."""
+
+    def __init__(self, exporter: SpanExporter, resource: Resource, scope: InstrumentationScope) -> None:
+        self.exporter = exporter
+        self.resource = resource
+        self.scope = scope
+        self._batch: list[ReadableSpan] = []
+
+    def add(self, span: SpanFields) -> None:
+        self._batch.append(readable_span(span, self.resource, self.scope))
+
+    def add_foreign(self, span: Any) -> None:
+        self._batch.append(span)
+
+    def pending(self) -> int:
+        return len(self._batch)
+
+    def take(self) -> Callable[[], bool] | None:
+        if not self._batch:
+            return None
+        batch, self._batch = self._batch, []
+        exporter = self.exporter
+        return lambda: exporter.export(batch) == SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+
+class ReadableLogOutput:
+    """Log records for an SDK ``LogRecordExporter`` (in-memory, console, a user's own)."""
+
+    def __init__(self, exporter: LogRecordExporter, resource: Resource, scope: InstrumentationScope) -> None:
+        self.exporter = exporter
+        self.resource = resource
+        self.scope = scope
+        self._batch: list[ReadableLogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from opentelemetry._logs import LogRecord
+
+        from mevobs._logs import otel_fields
+
+        fields = otel_fields(record)
+        self._batch.append(
+            ReadableLogRecord(
+                LogRecord(
+                    timestamp=fields.time_ns,
+                    observed_timestamp=fields.time_ns,
+                    trace_id=fields.trace_id,
+                    span_id=fields.span_id,
+                    trace_flags=_SAMPLED if fields.trace_id else None,
+                    severity_text=record.levelname,
+                    severity_number=SEVERITY.get(record.levelno, SeverityNumber.INFO),
+                    body=fields.body,
+                    attributes=fields.attributes,
+                ),
+                resource=self.resource,
+                instrumentation_scope=self.scope,
+            )
+        )
+
+    def pending(self) -> int:
+        return len(self._batch)
+
+    def take(self) -> Callable[[], bool] | None:
+        if not self._batch:
+            return None
+        batch, self._batch = self._batch, []
+        exporter = self.exporter
+        return lambda: exporter.export(batch).name == "SUCCESS"
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()  # type: ignore[no-untyped-call]
+
+
+class LineWriter:
+    """Writes lines to a stream or file on a thread of its own, from a bounded queue.
+
+    ``write`` never blocks: past ``max_lines`` waiting, a line is dropped and
+    counted (``log_queue_full``). The target is anything with ``write``/``flush``
+    (a stream), or a callable sink taking one line (a rotating file).
+    """
+
+    def __init__(self, target: TextIO | Callable[[str], None], max_lines: int = 8192) -> None:
+        self._target = target
+        self._lines: collections.deque[str] = collections.deque()
+        self._max = max_lines
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def write(self, line: str) -> None:
+        if len(self._lines) >= self._max:
+            STATE.dropped("log_queue_full")
+            return
+        self._lines.append(line)
+        self._idle.clear()
+        if self._thread is None:
+            self._start()
+        self._wake.set()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="mevobs-log-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        lines = self._lines
+        target = self._target
+        stream: Any = target if hasattr(target, "write") else None
+        while True:
+            if not lines:
+                self._idle.set()
+                if self._stop:
+                    return
+                self._wake.wait(0.1)
+                self._wake.clear()
+                continue
+            chunk: list[str] = []
+            while lines and len(chunk) < 256:
+                chunk.append(lines.popleft())
+            try:
+                if stream is not None:
+                    stream.write("\n".join(chunk) + "\n")
+                    stream.flush()
+                else:
+                    for line in chunk:
+                        target(line)  # type: ignore[operator]
+            except Exception:
+                STATE.dropped("export_failed", "log writer", len(chunk))
+
+    def flush(self, timeout: float) -> bool:
+        self._wake.set()
+        return self._idle.wait(timeout)
+
+    def close(self, timeout: float = 1.0) -> None:
+        self.flush(timeout)
+        self._stop = True
+        self._wake.set()
+
+
+def stream_for(destination: str) -> TextIO:
+    return sys.stdout if destination == "stdout" else sys.stderr
+
+
+class FormattedLogOutput:
+    """Log records as formatted lines (JSON or text) through a :class:`LineWriter`."""
+
+    def __init__(self, formatter: logging.Formatter, writer: LineWriter) -> None:
+        self.formatter = formatter
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.writer.write(self.formatter.format(record))
+
+    def pending(self) -> int:
+        return 0
+
+    def take(self) -> Callable[[], bool] | None:
+        return None
+
+    def shutdown(self) -> None:
+        self.writer.close()

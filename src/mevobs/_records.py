@@ -1,0 +1,189 @@
+"""From a finished fast-path operation to what leaves the process: span fields and a log record.
+
+This is the export boundary of the fast path: it runs on the worker thread, never
+on the caller's, and every attribute a mevobs span, span event or log record
+carries passes through :func:`clean_attributes` here (secrets scrubbed, lengths
+capped). Static attributes of an operation were cleaned once when its wrapper
+was built; only what a call recorded is cleaned per record.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from mevobs import semconv
+from mevobs._scrub import scrub_text, scrub_value
+from mevobs._state import STATE
+
+if TYPE_CHECKING:
+    from mevobs._operation import Operation
+
+# OTLP span kinds and status codes (the proto's numbers).
+KIND_INTERNAL, KIND_CLIENT = 1, 3
+STATUS_UNSET, STATUS_ERROR = 0, 2
+
+MAX_MESSAGE = 8_192
+"""Longest exception message exported (characters); longer ones are truncated."""
+MAX_STACKTRACE = 16_384
+"""Longest stack trace exported (characters): the innermost frames are kept."""
+MAX_VALUE = 4_096
+"""Longest attribute value exported (characters)."""
+LOGGER_NAME = semconv.INSTRUMENTATION_SCOPE
+
+_ERROR_OUTCOMES = {
+    semconv.OUTCOME_FAILURE: None,
+    semconv.OUTCOME_REVERTED: None,
+    semconv.OUTCOME_RATE_LIMITED: "rate_limited",
+}
+
+
+class SpanFields(NamedTuple):
+    """One span, ready for an encoder or for an SDK ``ReadableSpan``."""
+
+    name: str
+    kind: int
+    trace_id: int
+    span_id: int
+    parent_span_id: int
+    parent_remote: bool
+    start_ns: int
+    end_ns: int
+    static: Mapping[str, Any]
+    attributes: dict[str, Any]
+    events: list[tuple[str, int, dict[str, Any]]]
+    status_code: int
+    status_message: str
+    spec: Any
+
+
+def truncate(text: str, limit: int, *, keep_end: bool = False) -> str:
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    if keep_end:
+        return f"[{cut} chars truncated]…" + text[-limit:]
+    return text[:limit] + f"…[{cut} chars truncated]"
+
+
+def clean_value(key: str, value: Any, keep: frozenset[str]) -> Any:
+    """One attribute value as it may leave the process (capped, then scrubbed)."""
+    if isinstance(value, str):
+        if len(value) > MAX_VALUE:
+            STATE.dropped("truncated", key)
+            value = truncate(value, MAX_VALUE)
+        return value if value in keep else scrub_value(key, value)
+    if isinstance(value, (list, tuple)):
+        return [clean_value(key, item, keep) for item in value]
+    return scrub_value(key, value)
+
+
+def clean_attributes(attrs: Mapping[str, Any], keep: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The one scrubbing function of the fast path's export boundary."""
+    if not STATE.scrub:
+        return {k: truncate(v, MAX_VALUE) if isinstance(v, str) else v for k, v in attrs.items()}
+    return {k: clean_value(k, v, keep) for k, v in attrs.items()}
+
+
+def _known_hashes(op: Operation) -> frozenset[str]:
+    """Hashes the operation recorded itself: public, never mistaken for a key."""
+    tx = op._attrs.get(semconv.ATTR_TX_HASH)
+    return frozenset((tx,)) if isinstance(tx, str) else frozenset()
+
+
+def exception_event(exc: BaseException, time_ns: int) -> tuple[str, int, dict[str, Any]]:
+    """The OpenTelemetry ``exception`` event: type, message and stack trace, capped
+    before scrubbing (a 3 MB revert string costs the same as a short one)."""
+    try:
+        message = truncate(str(exc), MAX_MESSAGE)
+    except Exception:  # a broken __str__ must not stop the export
+        message = f"<unprintable {type(exc).__name__}>"
+    stack = truncate(
+        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=64)),
+        MAX_STACKTRACE,
+        keep_end=True,
+    )
+    if STATE.scrub:
+        message, stack = scrub_text(message), scrub_text(stack)
+    return (
+        "exception",
+        time_ns,
+        {
+            "exception.type": type(exc).__qualname__,
+            "exception.message": message,
+            "exception.stacktrace": stack,
+        },
+    )
+
+
+def span_fields(op: Operation) -> SpanFields:
+    """The span of a finished fast-path operation."""
+    spec = op._spec
+    assert spec is not None
+    end_ns = op._wall_ns + op._duration_ns
+    attrs = clean_attributes(op._attrs, _known_hashes(op)) if op._attrs else {}
+    outcome = op.outcome or semconv.OUTCOME_SUCCESS
+    attrs[semconv.ATTR_OUTCOME] = outcome
+    error_type = op._error_type
+    if error_type is not None:
+        attrs[semconv.ATTR_ERROR_TYPE] = error_type
+    events: list[tuple[str, int, dict[str, Any]]] = []
+    for name, time_ns, event_attrs in op._events or ():
+        events.append((name, time_ns, clean_attributes(event_attrs)))
+    if op._exc is not None:
+        events.append(exception_event(op._exc, end_ns))
+    status, message = STATUS_UNSET, ""
+    if outcome in _ERROR_OUTCOMES:
+        status, message = STATUS_ERROR, _ERROR_OUTCOMES[outcome] or error_type or ""
+    return SpanFields(
+        spec.span_name,
+        KIND_CLIENT if spec.is_rpc else KIND_INTERNAL,
+        op._trace_id,
+        op._span_id,
+        op._parent_span_id,
+        op._parent_remote,
+        op._wall_ns,
+        end_ns,
+        spec.span_attrs,
+        attrs,
+        events,
+        status,
+        message,
+        spec,
+    )
+
+
+def log_record(op: Operation, level: int) -> logging.LogRecord:
+    """The one stdlib log record a finished operation leaves (built on the worker)."""
+    spec = op._spec
+    assert spec is not None
+    outcome = op.outcome or semconv.OUTCOME_SUCCESS
+    ms = op._duration_ns / 1e6
+    # Static attributes were cleaned when the wrapper was built, labels are bounded:
+    # only what this call recorded is cleaned, and the formatters need not re-scrub.
+    dynamic = clean_attributes(op._attrs, _known_hashes(op)) if op._attrs else {}
+    attrs = {**spec.span_attrs, **dynamic, **(op._metric_attrs or {})}
+    attrs[semconv.ATTR_DURATION_MS] = round(ms, 3)
+    exc = op._exc if outcome == semconv.OUTCOME_FAILURE else None
+    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    where = spec.where
+    record = logging.LogRecord(
+        LOGGER_NAME,
+        level,
+        where[0],
+        where[1],
+        "%s %s in %.2f ms",
+        (spec.span_name, outcome, ms),
+        exc_info,
+        where[2],
+    )
+    record.created = (op._wall_ns + op._duration_ns) / 1e9
+    record.msecs = (record.created - int(record.created)) * 1000
+    record.mevobs = attrs
+    record.trace_id = format(op._trace_id, "032x")
+    record.span_id = format(op._span_id, "016x")
+    record.mevobs_ids = (op._trace_id, op._span_id)
+    record.mevobs_clean = True
+    return record

@@ -1,0 +1,98 @@
+"""Deterministic plain-dict export of captured telemetry, for snapshot tests.
+
+Trace and span ids are replaced by their order of first appearance (``trace-1``,
+``span-1``...), timestamps and durations by zero, and cumulative metric points
+keep only what a call decides (attributes, counts, sums, bucket counts), so the
+same code under test gives the same dict on every run and machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mevobs import semconv
+
+
+class _Ids:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.seen: dict[int, str] = {}
+
+    def __call__(self, value: int | None) -> str | None:
+        if not value:
+            return None
+        if value not in self.seen:
+            self.seen[value] = f"{self.prefix}-{len(self.seen) + 1}"
+        return self.seen[value]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def snapshot(spans: Sequence[Any], metrics: Any, logs: Sequence[Any]) -> dict[str, Any]:
+    """``{"spans": [...], "metrics": [...], "logs": [...]}`` with fixed ids and times."""
+    traces, span_ids = _Ids("trace"), _Ids("span")
+    out_spans = []
+    for span in spans:
+        ctx = span.context
+        parent = span.parent
+        out_spans.append(
+            {
+                "name": span.name,
+                "kind": span.kind.name,
+                "trace_id": traces(ctx.trace_id),
+                "span_id": span_ids(ctx.span_id),
+                "parent_id": span_ids(parent.span_id) if parent is not None else None,
+                "status": span.status.status_code.name,
+                "attributes": {k: _plain(v) for k, v in sorted((span.attributes or {}).items())},
+                "events": [
+                    {
+                        "name": e.name,
+                        "attributes": {k: _plain(v) for k, v in sorted((e.attributes or {}).items())},
+                    }
+                    for e in span.events
+                ],
+            }
+        )
+    out_metrics = []
+    for rm in getattr(metrics, "resource_metrics", None) or ():
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                points = []
+                for point in metric.data.data_points:
+                    entry: dict[str, Any] = {
+                        "attributes": {k: _plain(v) for k, v in sorted(point.attributes.items())}
+                    }
+                    if hasattr(point, "bucket_counts"):
+                        entry.update(
+                            count=point.count, sum=point.sum, bucket_counts=list(point.bucket_counts)
+                        )
+                    else:
+                        entry["value"] = point.value
+                    points.append(entry)
+                points.sort(key=lambda p: repr(p["attributes"]))
+                out_metrics.append({"name": metric.name, "unit": metric.unit, "points": points})
+    out_metrics.sort(key=lambda m: m["name"])
+    out_logs = []
+    for log in logs:
+        record = log.log_record
+        out_logs.append(
+            {
+                "severity": record.severity_text,
+                "body": _plain(record.body),
+                "trace_id": traces(record.trace_id),
+                "span_id": span_ids(record.span_id),
+                "attributes": {
+                    k: _plain(v)
+                    for k, v in sorted((record.attributes or {}).items())
+                    if k != semconv.ATTR_DURATION_MS
+                },
+            }
+        )
+    return {"spans": out_spans, "metrics": out_metrics, "logs": out_logs}
