@@ -2,9 +2,9 @@
 
 A thread per connection (``http.server``) let 1 000 idle clients cost 1 000
 threads; a fixed pool would let as many idle clients starve it. asyncio was
-measured too: its per-connection transport and accept task cost about twice
-the CPU, and it answers a burst in batches, so under a storm of simultaneous
-probes each waited for the whole burst. Here connections are accepted and
+measured too: its per-connection transport and accept task cost two to three
+times the CPU, and it answers a burst in batches, so under a storm of
+simultaneous probes each waited for the whole burst. Here connections are accepted and
 answered in small interleaved batches on one thread, every connection is
 bounded in time and number, and ``/readyz`` probes park here, costing nothing,
 until the shared run of the checks wakes the thread once for all of them.
