@@ -243,23 +243,24 @@ class TestFloods:
 
 
 class TestReadiness:
-    def test_healthz_answers_while_a_check_blocks_the_check_loop(self) -> None:
-        """/healthz never touches the check loop: an async check that blocks it does not delay liveness."""
+    def test_healthz_answers_while_a_check_blocks_the_check_loop_and_readyz_reports_it(self) -> None:
+        """/healthz never touches the check loop: an async check that blocks the loop does
+        not delay liveness, and /readyz answers 503 once the run outlives every timeout + 1 s."""
 
         async def blocks_the_loop() -> None:
-            time.sleep(1.5)  # the mistake a check can make: sync I/O inside async def
+            time.sleep(2.0)  # the mistake a check can make: sync I/O inside async def
 
-        checks = {"bad": blocks_the_loop}
-        with (
-            mevobs.HealthServer(port=0, interval=None, checks=checks) as server,
-            ThreadPoolExecutor(1) as pool,
-        ):
-            readiness = pool.submit(probe, server.port, "/readyz")
-            time.sleep(0.2)
-            latencies = [probe(server.port)[1] for _ in range(5)]
-            assert not readiness.done()
-            assert readiness.result(10)[0] == 200
+        mevobs.register_health_check("blocker", blocks_the_loop, timeout=0.2)
+        try:
+            with mevobs.HealthServer(port=0, interval=None) as server, ThreadPoolExecutor(1) as pool:
+                readiness = pool.submit(probe, server.port, "/readyz")
+                time.sleep(0.2)
+                latencies = [probe(server.port)[1] for _ in range(5)]
+                code, seconds = readiness.result(10)
+        finally:
+            mevobs.unregister_health_check("blocker")
         assert max(latencies) < 0.1, latencies
+        assert code == 503 and 1.1 < seconds < 1.9  # the deadline: 0.2 s + 1 s, not the 2 s block
 
     def test_probes_arriving_during_a_run_share_it(self) -> None:
         runs = []
@@ -337,6 +338,20 @@ class TestProtocol:
             statuses = re.findall(rb"HTTP/1\.1 (\d{3})", data)
             assert statuses == [b"200", b"404", b"200"]
             assert data.count(b"Connection: close") == 1
+
+    def test_a_client_that_pipelines_without_reading_is_cut_off_not_buffered(self) -> None:
+        """Requests keep coming but the answers are never read: once an answer is stuck and
+        8 KiB more wait behind it, the server closes the connection, holding no more."""
+        with mevobs.HealthServer(port=0, interval=None) as server:
+            requests = b"GET /healthz HTTP/1.1\r\nHost: p\r\n\r\n" * 2000
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+                sock.settimeout(10)
+                sock.connect(("127.0.0.1", server.port))
+                with pytest.raises((ConnectionResetError, BrokenPipeError)):
+                    for _ in range(2000):  # up to 140 MB
+                        sock.sendall(requests)
+            assert probe(server.port)[0] == 200
 
     @pytest.mark.parametrize(
         ("request_bytes", "status"),
