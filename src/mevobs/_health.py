@@ -167,13 +167,19 @@ class HealthServer:
             target=self._loop.run_forever, name="mevobs-health-loop", daemon=True
         )
         self._loop_thread.start()
-        self._front = HttpFront(
-            listener,
-            authorised=self._authorised,
-            readiness=self._probe_run,
-            idle_timeout=idle_timeout,
-            max_connections=max_connections or default_max_connections(),
-        )
+        try:
+            self._front = HttpFront(
+                listener,
+                authorised=self._authorised,
+                readiness=self._probe_run,
+                idle_timeout=idle_timeout,
+                max_connections=max_connections or default_max_connections(),
+            )
+        except BaseException:  # out of descriptors, say: leave no socket or thread behind
+            listener.close()
+            self._loop.call_soon_threadsafe(self._stop_loop)
+            self._pool.shutdown(wait=False)
+            raise
         self._refresher: threading.Thread | None = None
         if interval:
             self._refresher = threading.Thread(
