@@ -4,24 +4,30 @@ Checks are sync or async callables; each runs with a timeout on the server's
 own event loop thread (sync ones in a small thread pool), so a hanging check
 fails the readiness probe instead of hanging it. Checks tied to an exchange
 feed the ``mev.exchange.up`` gauge.
+
+HTTP is served apart from the checks (see ``_health_http``), so ``/healthz``
+never waits on a check. ``/readyz`` probes share runs of the checks, and start
+at most a few per second, so a probe storm cannot hammer the exchanges the
+checks call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import functools
 import hmac
 import inspect
 import ipaddress
-import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from mevobs import semconv
+from mevobs._health_http import HttpFront, Run, default_max_connections, listen
 from mevobs._scrub import scrub_text
 from mevobs._state import LOGGER, STATE
 
@@ -107,7 +113,18 @@ class HealthServer:
     with each check's status, latency and last error. Bound to loopback by
     default; with ``token`` every request needs ``Authorization: Bearer <token>``.
     ``port=0`` picks a free port (see :attr:`port`). ``interval`` re-runs the
-    checks in the background so ``mev.exchange.up`` stays fresh between probes.
+    checks in the background so ``mev.exchange.up`` stays fresh between probes;
+    ``workers`` threads run sync checks.
+
+    Serving is bounded whatever clients do: a connection that has not sent a
+    whole request ``idle_timeout`` seconds after it opened or after its last
+    answer is closed; at most ``max_connections`` are open (default 1024, and at
+    most a quarter of the open-files limit), the least recently active idle one
+    closed to admit another; ``backlog`` is the listen queue (the kernel caps it
+    at ``net.core.somaxconn``). HTTP/1.1 keep-alive is honoured. Probes that
+    arrive while the checks run share that run, and probes start at most
+    ``max_check_runs_per_second`` runs in any second; past that they get the
+    latest result, never more than a second old.
     """
 
     def __init__(
@@ -119,24 +136,50 @@ class HealthServer:
         token: str | None = None,
         interval: float | None = 15.0,
         workers: int = 4,
+        idle_timeout: float = 5.0,
+        backlog: int = 1024,
+        max_connections: int | None = None,
+        max_check_runs_per_second: int = 5,
     ) -> None:
+        if idle_timeout <= 0:
+            raise ValueError("idle_timeout must be positive")
+        if backlog < 1 or (max_connections is not None and max_connections < 1):
+            raise ValueError("backlog and max_connections must be at least 1")
+        if max_check_runs_per_second < 1:
+            raise ValueError("max_check_runs_per_second must be at least 1")
         self._own = {name: HealthCheck(name, fn) for name, fn in (checks or {}).items()}
         self._token = token
+        listener = listen(host, port, backlog)  # a busy port raises before any thread starts
         if not _is_loopback(host) and token is None:
             LOGGER.warning("HealthServer on %s without a token: anyone who can reach it can read it", host)
+        self.host = host
+        self.port = int(listener.getsockname()[1])
+        self._stop = threading.Event()
+        # Shared runs: the one in flight, the latest result with its start time,
+        # and when probes last started runs (the rate limit).
+        self._run_lock = threading.Lock()
+        self._running: Run | None = None
+        self._latest: tuple[float, list[CheckResult]] | None = None
+        self._probe_starts: collections.deque[float] = collections.deque(maxlen=max_check_runs_per_second)
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="mevobs-health")
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(
             target=self._loop.run_forever, name="mevobs-health-loop", daemon=True
         )
         self._loop_thread.start()
-        self._stop = threading.Event()
-        self._httpd = ThreadingHTTPServer((host, port), self._handler())
-        self._httpd.daemon_threads = True
-        self.host = host
-        self.port = int(self._httpd.server_address[1])
-        self._serve = threading.Thread(target=self._httpd.serve_forever, name="mevobs-health", daemon=True)
-        self._serve.start()
+        try:
+            self._front = HttpFront(
+                listener,
+                authorised=self._authorised,
+                readiness=self._probe_run,
+                idle_timeout=idle_timeout,
+                max_connections=max_connections or default_max_connections(),
+            )
+        except BaseException:  # out of descriptors, say: leave no socket or thread behind
+            listener.close()
+            self._loop.call_soon_threadsafe(self._stop_loop)
+            self._pool.shutdown(wait=False)
+            raise
         self._refresher: threading.Thread | None = None
         if interval:
             self._refresher = threading.Thread(
@@ -146,7 +189,13 @@ class HealthServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open right now."""
+        return self._front.open_connections
 
     def checks(self) -> list[HealthCheck]:
         with _REGISTRY_LOCK:
@@ -154,19 +203,20 @@ class HealthServer:
         return list(merged.values())
 
     def run_checks(self) -> list[CheckResult]:
-        """Run every check now (each within its timeout) and return the results."""
+        """Run every check now (each within its timeout) and return the results.
+
+        A run already in flight (for a probe or the background refresh) is
+        joined rather than doubled.
+        """
         checks = self.checks()
         if not checks:
             return []
-        deadline = max(c.timeout for c in checks) + 1.0
-        future = asyncio.run_coroutine_threadsafe(self._run_all(checks), self._loop)
-        return future.result(deadline)
+        return self._shared_run(checks, probe=False).result(_deadline(checks))
 
     def close(self) -> None:
-        """Stop serving; never waits for a hung check."""
+        """Stop serving and drop every connection; never waits for a hung check."""
         self._stop.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._front.stop()
         if self._refresher is not None:
             self._refresher.join(5)
         if not self._loop.is_closed():
@@ -217,6 +267,39 @@ class HealthServer:
     async def _run_all(self, checks: list[HealthCheck]) -> list[CheckResult]:
         return list(await asyncio.gather(*(self._run_one(c) for c in checks)))
 
+    def _shared_run(self, checks: list[HealthCheck], *, probe: bool) -> Run:
+        """The run in flight, else (for a probe over the rate) the latest result,
+        else a new run: never two runs at once, whoever asks."""
+        with self._run_lock:
+            running = self._running
+            if running is not None and not running.done():
+                return running
+            now = time.monotonic()
+            starts, latest = self._probe_starts, self._latest
+            over_rate = probe and len(starts) == starts.maxlen and now - starts[0] < 1.0
+            if over_rate and latest is not None and now - latest[0] < 1.0:
+                cached: Run = concurrent.futures.Future()
+                cached.set_result(latest[1])
+                return cached
+            if probe:
+                starts.append(now)
+            running = asyncio.run_coroutine_threadsafe(self._run_all(checks), self._loop)
+            self._running = running
+        running.add_done_callback(functools.partial(self._remember, now))
+        return running
+
+    def _probe_run(self) -> tuple[Run | None, float]:
+        """What a ``/readyz`` probe waits on, and for how long at most."""
+        checks = self.checks()
+        return (self._shared_run(checks, probe=True), _deadline(checks)) if checks else (None, 0.0)
+
+    def _remember(self, started: float, run: Run) -> None:
+        if run.cancelled() or run.exception() is not None:
+            return
+        with self._run_lock:
+            if self._latest is None or self._latest[0] <= started:
+                self._latest = (started, run.result())
+
     @staticmethod
     def _publish(check: HealthCheck, up: bool) -> None:
         try:
@@ -245,39 +328,7 @@ class HealthServer:
         expected = f"Bearer {self._token}"
         return header is not None and hmac.compare_digest(header.encode(), expected.encode())
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if not server._authorised(self.headers.get("Authorization")):
-                    self._send(401, {"status": "unauthorized"})
-                    return
-                path = self.path.split("?", 1)[0].rstrip("/")
-                if path == "/healthz":
-                    self._send(200, {"status": "ok"})
-                elif path == "/readyz":
-                    try:
-                        results = server.run_checks()
-                    except Exception as exc:
-                        self._send(503, {"status": "fail", "error": type(exc).__name__, "checks": []})
-                        return
-                    ok = all(r.ok for r in results)
-                    body = {"status": "ok" if ok else "fail", "checks": [r.as_json() for r in results]}
-                    self._send(200 if ok else 503, body)
-                else:
-                    self._send(404, {"status": "not found", "endpoints": ["/healthz", "/readyz"]})
-
-            def _send(self, code: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:  # probes every few seconds: not worth a log line
-                pass
-
-        return Handler
+def _deadline(checks: list[HealthCheck]) -> float:
+    """How long a run of ``checks`` may take before the loop counts as hung."""
+    return max(c.timeout for c in checks) + 1.0
