@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mevobs
-from mevobs._health_http import _parse_head
+from mevobs.guards._health_http import _parse_head
 
 #: Both ends of 1 000 connections, the storm client's, and headroom; the server
 #: admits at most a quarter of the soft limit, so this also lets it take 1 000.

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mevobs import semconv
-from mevobs._health_http import HttpFront, Run, default_max_connections, listen
 from mevobs._scrub import scrub_text
 from mevobs._state import LOGGER, STATE
+from mevobs.guards._health_http import HttpFront, Run, default_max_connections, listen
 
 CheckFn = Callable[[], Any]
 

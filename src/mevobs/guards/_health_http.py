@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from mevobs._state import LOGGER
 
 if TYPE_CHECKING:
-    from mevobs._health import CheckResult
+    from mevobs.guards._health import CheckResult
 
 Run = concurrent.futures.Future[list["CheckResult"]]
 #: What ``/readyz`` waits on: a run of the checks (None: no checks) and how long to wait.
