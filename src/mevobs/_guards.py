@@ -29,12 +29,7 @@ def start_guards(settings: Settings, providers: Providers) -> Guards:
         guards.security = SecurityMonitor(settings.security, settings.contract_allowlist)
         STATE.hooks.append(guards.security)
     if settings.audit_path:
-        audit = AuditLog(
-            settings.audit_path,
-            rotate_bytes=settings.audit_rotate_bytes,
-            fsync=settings.audit_fsync,
-            service_name=settings.service_name,
-        )
+        audit = AuditLog.from_settings(settings)
         STATE.hooks.append(audit.record_operation)
         STATE.exposure_hooks.append(audit.record_exposure)
         guards.audit = audit
