@@ -342,6 +342,34 @@ def test_two_processes_appending_10000_records_each_verify(tmp_path: Path) -> No
     assert {r["tx_hash"][0] for r in records} == {"a", "b"}
 
 
+FORKER = """
+import os, sys
+from mevobs._audit import AuditLog
+log = AuditLog(sys.argv[1])
+log.write("operation", {"operation": "swap"})
+pid = os.fork()
+for i in range(3000):
+    log.write("operation", {"operation": "swap", "tx_hash": f"{pid}-{i}"})
+if pid == 0:
+    log.close()
+    os._exit(0)
+os.waitpid(pid, 0)
+log.close()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_sharing_the_log_takes_its_own_lock(tmp_path: Path) -> None:
+    """flock belongs to the open file, which fork shares: without a lock file opened anew in
+    the child, parent and child append at once and the chain breaks. (A fresh interpreter
+    forks, as pytest's process may run threads.)"""
+    path = tmp_path / "audit.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(Path(mevobs.__file__).parents[1])}
+    subprocess.run([sys.executable, "-c", FORKER, str(path)], env=env, check=True, timeout=120)
+    result = verify_chain([path])
+    assert result.ok and result.records == 6001, result.message
+
+
 class TestQuarantine:
     @pytest.mark.parametrize(
         "garbage",

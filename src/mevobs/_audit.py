@@ -18,6 +18,7 @@ import hashlib
 import os
 import sys
 import threading
+import weakref
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +77,18 @@ _OP_FIELDS = {
 }
 _RESERVED = frozenset({"seq", "prev", "hash", "mac"})
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT
+# Open logs, so a forked child gets its own lock: flock belongs to the open file, which
+# parent and child would otherwise share, and then neither would exclude the other.
+_OPEN_LOGS: weakref.WeakSet[AuditLog] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for log in list(_OPEN_LOGS):
+        log._reopen_lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _digest(record: dict[str, Any]) -> str:
@@ -182,7 +195,8 @@ class AuditLog:
         self._key = load_key(key)
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.path.with_name(self.path.name + LOCK_SUFFIX), os.O_RDWR | os.O_CREAT)
+        self._lock_path = self.path.with_name(self.path.name + LOCK_SUFFIX)
+        self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         self._fd = self._ck_fd = -1
         self._ino = self._ck_ino = self._size = self._ck_size = -1
         self._seq, self._prev = 0, GENESIS
@@ -198,6 +212,7 @@ class AuditLog:
                 self._startup_checks()
             finally:
                 self._flock(False)
+        _OPEN_LOGS.add(self)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuditLog:
@@ -291,6 +306,7 @@ class AuditLog:
                 for fd in (self._fd, self._ck_fd, self._lock_fd):
                     if fd >= 0:
                         os.close(fd)
+                _OPEN_LOGS.discard(self)
 
     def __enter__(self) -> AuditLog:
         return self
@@ -299,6 +315,13 @@ class AuditLog:
         self.close()
 
     # ---------------------------------------------------------------- private
+
+    def _reopen_lock(self) -> None:
+        """In a forked child: a lock of its own (the parent's thread lock may be held)."""
+        self._lock = threading.Lock()
+        if not self._closed:
+            os.close(self._lock_fd)
+            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
 
     def _flock(self, take: bool) -> None:
         if sys.platform != "win32":  # elsewhere one process per file (documented)
@@ -394,6 +417,10 @@ class AuditLog:
         """Move bytes [start, end) of the current file to a quarantine file."""
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         target = self.path.with_name(f"{self.path.name}{QUARANTINE_MARK}{stamp}")
+        for n in range(2, 1000):
+            if not target.exists():
+                break
+            target = self.path.with_name(f"{self.path.name}{QUARANTINE_MARK}{stamp}-{n}")
         digest = hashlib.sha256()
         lines = 0
         with target.open("xb") as out:
@@ -429,6 +456,12 @@ class AuditLog:
         """Warnings an operator should see at start-up: a key mismatch or missing records."""
         if self._seq == 0:
             return
+        if self._ck_ino == -1:
+            LOGGER.warning(
+                "audit trail %s holds records but has no checkpoint file %s: starting one",
+                self.path,
+                self.checkpoint_path,
+            )
         if self._ck_seq > self._seq:
             LOGGER.warning(
                 "audit trail %s ends at seq %d but its last checkpoint names seq %d: records removed",
@@ -459,10 +492,12 @@ class AuditLog:
             st = None
         if st is not None and st.st_ino == self._ck_ino and st.st_size == self._ck_size:
             return
+        if self._ck_ino != -1 and (st is None or st.st_ino != self._ck_ino):
+            LOGGER.warning("audit checkpoints %s were removed or replaced", self.checkpoint_path)
         if self._ck_fd >= 0:
             os.close(self._ck_fd)
             self._ck_fd = -1
-        self._ck_n, self._ck_prev, self._ck_seq, self._ck_size = 0, GENESIS, 0, 0
+        self._ck_n, self._ck_prev, self._ck_seq, self._ck_size, self._ck_ino = 0, GENESIS, 0, 0, -1
         if st is None:
             return
         self._ck_fd = os.open(self.checkpoint_path, _OPEN_FLAGS, 0o644)
@@ -484,9 +519,9 @@ class AuditLog:
             self._ck_fd = os.open(self.checkpoint_path, _OPEN_FLAGS, 0o644)
             self._ck_ino, self._ck_size = os.fstat(self._ck_fd).st_ino, 0
         files: list[dict[str, Any]] = [{"name": n, "first": a, "last": b} for n, a, b in self._rotated]
-        current = self._current_first if self._current_first is not None else self._seq
-        files.append({"name": self.path.name, "first": current})
-        first: int = files[0]["first"]
+        if self._current_first is not None:  # the live file holds records
+            files.append({"name": self.path.name, "first": self._current_first})
+        first: int = files[0]["first"] if files else self._seq
         body = {
             "kind": "checkpoint",
             "n": self._ck_n + 1,

@@ -383,6 +383,11 @@ class _Walk:
         """The files against what the checkpoints say they held."""
         if not self.cks.items:
             return None
+        if not self.count:
+            where, ck = self.cks.items[-1]
+            return (
+                f"BROKEN: no records in the files given, yet the checkpoint at {where} names seq {ck['seq']}"
+            )
         by_name = {Path(name).name: span for name, span in self.spans.items()}
         disk_first = min((s.first for s in self.spans.values()), default=0)
         for where, ck in self.cks.items:
@@ -391,7 +396,7 @@ class _Walk:
                 if problem:
                     return problem
         oldest = min(self.cks.items, key=lambda item: item[1]["first_seq"])
-        if self.count and oldest[1]["first_seq"] < disk_first:
+        if oldest[1]["first_seq"] < disk_first:
             gap = oldest[1]["first_seq"]
             gap_text = f"{gap}" if gap == disk_first - 1 else f"{gap}-{disk_first - 1}"
             return (
@@ -402,10 +407,9 @@ class _Walk:
         if newest[1]["seq"] > last_seq:
             seq = newest[1]["seq"]
             gap_text = f"{last_seq + 1}" if seq == last_seq + 1 else f"{last_seq + 1}-{seq}"
-            at = f"BROKEN at {last_where}" if self.count else "BROKEN: no records, yet"
             return (
-                f"{at}: record(s) {gap_text} deleted after it (the checkpoint at {newest[0]} names "
-                f"seq {seq}, head {newest[1]['head'][:16]}...)"
+                f"BROKEN at {last_where}: record(s) {gap_text} deleted after it (the checkpoint at "
+                f"{newest[0]} names seq {seq}, head {newest[1]['head'][:16]}...)"
             )
         return None
 
@@ -430,7 +434,7 @@ class _Walk:
         last = entry["last"]
         span = by_name.get(entry["name"])
         if span is None:
-            if last < disk_first or not self.count:
+            if last < disk_first:
                 return (
                     f"BROKEN at {where}: {entry['name']} (seq {first}-{last}), named by this "
                     "checkpoint, is missing (deleted, or not given to verify)"
