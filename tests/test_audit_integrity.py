@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mevobs
 import mevobs.cli
@@ -412,3 +414,31 @@ class TestQuarantine:
             record = log.write("operation", {"operation": "swap"})
         assert record["seq"] == 3 and log.quarantined == 1
         assert verify_chain([path]).ok
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(garbage=st.binary(max_size=300))
+    def test_any_tail_lets_the_log_open_and_verify(self, garbage: bytes, tmp_path_factory: Any) -> None:
+        """Whatever bytes end the file, opening it never raises, and after one more record the
+        log verifies (the garbage quarantined, or dropped as a partial line, and said so)."""
+        path = tmp_path_factory.mktemp("tail") / "audit.jsonl"
+        write_log(path, 3)
+        with path.open("ab") as f:
+            f.write(garbage)
+        with AuditLog(path) as log:
+            record = log.write("operation", {"operation": "swap"})
+        complete = garbage[: garbage.rfind(b"\n") + 1]
+        assert log.quarantined == complete.count(b"\n")
+        assert record["seq"] == 4 + (1 if complete else 0)
+        result = verify_chain([path])
+        assert result.ok and result.records == record["seq"], result.message
+        assert ("quarantine record(s)" in result.message) == bool(complete)
+
+    def test_start_up_warns_when_a_file_the_last_checkpoint_named_is_gone(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        path = write_log(tmp_path / "audit.jsonl", 2000, rotate_bytes=64 * 1024)
+        oldest = rotated_files(path)[0]
+        oldest.unlink()
+        with caplog.at_level(logging.WARNING, logger="mevobs"), AuditLog(path, rotate_bytes=64 * 1024):
+            pass
+        assert f"{oldest.name}, named by the last checkpoint, missing" in caplog.text

@@ -201,6 +201,7 @@ class AuditLog:
         self._ino = self._ck_ino = self._size = self._ck_size = -1
         self._seq, self._prev = 0, GENESIS
         self._ck_n, self._ck_prev, self._ck_seq = 0, GENESIS, 0
+        self._ck_last: dict[str, Any] | None = None
         self._rotated: list[tuple[str, int, int]] = []  # (name, first seq, last seq)
         self._current_first: int | None = None
         self._closed = False
@@ -469,6 +470,15 @@ class AuditLog:
                 self._seq,
                 self._ck_seq,
             )
+        on_disk = {name for name, _, _ in self._rotated}
+        named = self._ck_last["files"] if self._ck_last is not None else []
+        missing = [f["name"] for f in named if "last" in f and f["name"] not in on_disk]
+        if missing:
+            LOGGER.warning(
+                "audit trail %s: %s, named by the last checkpoint, missing (verify reports them)",
+                self.path,
+                ", ".join(missing),
+            )
         _, last = _last_valid(self._fd, self._size, record_problem) if self._size else (0, None)
         if last is None:
             return
@@ -512,6 +522,7 @@ class AuditLog:
             )
         if last is not None:
             self._ck_n, self._ck_prev, self._ck_seq = last["n"], last["hash"], last["seq"]
+        self._ck_last = last
 
     def _checkpoint(self, reason: str) -> None:
         self._sync_checkpoints()
