@@ -218,7 +218,8 @@ class AuditLog:
     @classmethod
     def from_settings(cls, settings: Settings) -> AuditLog:
         """The log ``configure(audit_path=...)`` asks for, with its key and checkpoints."""
-        assert settings.audit_path is not None
+        if settings.audit_path is None:
+            raise ValueError("audit_path is not set")
         secret = settings.audit_key.get_secret_value() if settings.audit_key is not None else None
         return cls(
             settings.audit_path,
@@ -248,7 +249,7 @@ class AuditLog:
                 self._sync()
                 record = self._append(kind, fields)
                 if self.checkpoint_every and record["seq"] % self.checkpoint_every == 0:
-                    self._checkpoint("periodic")
+                    self._checkpoint_quietly("periodic")
             finally:
                 self._flock(False)
             return record
@@ -523,6 +524,14 @@ class AuditLog:
         if last is not None:
             self._ck_n, self._ck_prev, self._ck_seq = last["n"], last["hash"], last["seq"]
         self._ck_last = last
+
+    def _checkpoint_quietly(self, reason: str) -> None:
+        """A checkpoint whose failure is counted, not raised: the record itself was written."""
+        try:
+            self._checkpoint(reason)
+        except Exception as exc:
+            STATE.dropped("recorder_error", f"audit checkpoint: {type(exc).__name__}")
+            LOGGER.error("audit checkpoint failed: %s: %s", type(exc).__name__, exc)
 
     def _checkpoint(self, reason: str) -> None:
         self._sync_checkpoints()
