@@ -28,8 +28,9 @@ _LAYER_TABLE = (
     # 3: the runtime guards, which see the core through the protocols
     (
         3,
-        "guards guards._audit guards._audit_report guards._breaker guards._health guards._health_http "
-        "guards._runtime guards._security guards._start guards._cli",
+        "guards guards._audit guards._audit_format guards._audit_verify guards._audit_report "
+        "guards._breaker guards._health guards._health_http guards._runtime guards._security "
+        "guards._start guards._cli",
     ),
     # 4: the pipeline configure() builds, and the test kit
     (4, "_settings _setup _pipeline _fastpath _outputs _collect _snapshot testing"),

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from mevobs._exporters import EXPORTERS
 from mevobs.guards._security import SecuritySettings
@@ -107,6 +107,13 @@ class Settings(BaseModel):
         64 * 1024 * 1024, ge=4096, description="Rotate the audit file past this size."
     )
     audit_fsync: bool = Field(False, description="fsync every audit record (durable, slower).")
+    audit_key: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key sealing audit records and checkpoints; never logged."
+    )
+    audit_key_file: str | None = Field(None, description="Read the audit key from this file instead.")
+    audit_checkpoint_every: int = Field(
+        1000, ge=1, description="Write a signed audit checkpoint every this many records (and on close)."
+    )
     contract_allowlist: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Per chain (or '*'), the contracts transactions may go to (env: JSON).",

@@ -46,11 +46,13 @@ class Telemetry:
         closers: list[Callable[[], Any]],
         previous_level: int,
         fast: Any = None,
+        guard_closers: list[Callable[[], Any]] | None = None,
     ) -> None:
         self.settings = settings
         self.providers = providers
         self._handlers = handlers
         self._closers = closers
+        self._guard_closers = guard_closers or []
         self._previous_level = previous_level
         self._fast = fast
         self._closed = False
@@ -126,15 +128,19 @@ class Telemetry:
                 _ACTIVE = None
                 STATE.install(None)
                 STATE.clear_plugins()
+        deadline = time.monotonic() + timeout_seconds
+        # Guards first, while the log handlers still export what they write on closing
+        # (the audit trail's final checkpoint), then the pipeline, then the providers.
+        ok = _run_bounded(self._guard_closers, timeout_seconds / 2)
+        if self._fast is not None:
+            ok = self._fast.shutdown(max(0.0, deadline - time.monotonic())) and ok
+        ok = _run_bounded(self._closers, max(0.0, deadline - time.monotonic())) and ok
+        with _LOCK:
             for handler in self._handlers:
                 LOGGER.removeHandler(handler)
-            LOGGER.setLevel(self._previous_level)
-            closers = list(self._closers)
-        deadline = time.monotonic() + timeout_seconds
-        ok = True
-        if self._fast is not None:
-            ok = self._fast.shutdown(timeout_seconds)
-        return _run_bounded(closers, max(0.0, deadline - time.monotonic())) and ok
+            if _ACTIVE is None:
+                LOGGER.setLevel(self._previous_level)
+        return ok
 
     def __enter__(self) -> Telemetry:
         return self
@@ -242,9 +248,9 @@ def configure(
         STATE.hooks.extend(guards.hooks)
         STATE.exposure_hooks.extend(guards.exposure_hooks)
         STATE.extra_security_kinds = guards.security_kinds
-        # Guards stop before the exporters, inside the same shutdown deadline.
-        closers = [*guards.closers, *built.closers]
-        telemetry = Telemetry(resolved, built.providers, built.handlers, closers, previous_level, built.fast)
+        telemetry = Telemetry(
+            resolved, built.providers, built.handlers, built.closers, previous_level, built.fast, guards.closers
+        )
         telemetry.health, telemetry.audit = guards.health, guards.audit
         telemetry.metrics_port = built.metrics_port
         _ACTIVE = telemetry

@@ -1,25 +1,41 @@
 """The profit report from an audit trail: transactions, reverts, gas, gross and net
-profit by day, exchange or chain, and the latest inventory per token (risk exposure)."""
+profit by day, exchange or chain, and the latest inventory per token (risk exposure).
+
+A record whose amounts are not whole numbers of wei, or a line that is not a record,
+stops the report with :class:`AuditFormatError` naming its file and line: a total
+that silently skipped a record would be wrong."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from mevobs._money import wei_to_eth_decimal
-from mevobs.guards._audit import iter_records
+from mevobs.guards._audit_verify import AuditFormatError, iter_lines
 
 GroupBy = Literal["day", "exchange", "chain"]
+_WEI = re.compile(r"-?[0-9]+")
 COLUMNS = ("group", "operations", "transactions", "reverted", "gas_eth", "gross_profit_eth", "net_profit_eth")
 
 
 def _eth(wei: int) -> str:
     return format(wei_to_eth_decimal(wei), "f")
+
+
+def _wei(record: dict[str, Any], name: str) -> int:
+    """An amount as written by the audit log: a decimal string (or an integer) of wei."""
+    value = record.get(name, 0)
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and _WEI.fullmatch(value) and len(value) <= 80:
+        return int(value)
+    raise ValueError(f"{name} is not a whole number of wei: {value!r:.60}")
 
 
 @dataclass
@@ -41,16 +57,20 @@ class Row:
         return len(self._reverted_txs)
 
     def add(self, record: dict[str, Any]) -> None:
-        self.operations += 1
+        """Count one operation record; ValueError (before changing anything) if it is malformed."""
         tx = record.get("tx_hash")
+        if tx is not None and not isinstance(tx, str):
+            raise ValueError(f"tx_hash is not a string: {tx!r:.60}")
+        gas, gross, net = (_wei(record, n) for n in ("gas_cost_wei", "gross_profit_wei", "net_profit_wei"))
+        self.operations += 1
         if tx:
             # An arbitrage and its swap may name the same transaction: count it once.
             self._txs.add(tx)
             if record.get("outcome") == "reverted":
                 self._reverted_txs.add(tx)
-        self.gas_wei += int(record.get("gas_cost_wei", 0))
-        self.gross_wei += int(record.get("gross_profit_wei", 0))
-        self.net_wei += int(record.get("net_profit_wei", 0))
+        self.gas_wei += gas
+        self.gross_wei += gross
+        self.net_wei += net
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,11 +93,11 @@ class Report:
 
 def build_report(paths: Sequence[str | Path], *, by: GroupBy = "day") -> Report:
     """Totals per group, exact in wei; every record is counted once, every transaction
-    hash once (transactions, reverted)."""
+    hash once (transactions, reverted). Raises :class:`AuditFormatError` at a bad record."""
     groups: dict[str, Row] = {}
     total = Row("total")
     exposure: dict[str, dict[str, str]] = {}
-    for record in iter_records(paths):
+    for file, line, record in iter_lines(paths):
         if record.get("kind") == "exposure":
             key = f"{record.get('token')}@{record.get('chain', '')}".rstrip("@")
             exposure[key] = {"amount": str(record.get("amount")), "time": str(record.get("time"))}
@@ -85,8 +105,11 @@ def build_report(paths: Sequence[str | Path], *, by: GroupBy = "day") -> Report:
         if record.get("kind") != "operation":
             continue
         name = str(record.get("time", ""))[:10] if by == "day" else str(record.get(by) or "(none)")
+        try:
+            total.add(record)
+        except ValueError as exc:
+            raise AuditFormatError(f"{file}:{line}", str(exc)) from None
         groups.setdefault(name, Row(name)).add(record)
-        total.add(record)
     return Report(sorted(groups.values(), key=lambda r: r.group), total, exposure)
 
 

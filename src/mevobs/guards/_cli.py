@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -19,9 +20,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     audit = sub.add_parser("audit", help="verify or report on an audit trail")
     actions = audit.add_subparsers(dest="action", required=True)
     verify = actions.add_parser(
-        "verify", help="exit 0 when the hash chain is intact, 1 naming the first break"
+        "verify", help="exit 0 when the chain, MACs and checkpoints agree, 1 naming the first break"
     )
-    verify.add_argument("paths", nargs="+", help="audit files, oldest first (rotated files included)")
+    verify.add_argument("paths", nargs="+", help="audit files, in any order (rotated files included)")
+    verify.add_argument(
+        "--key-file",
+        help="file holding the audit key (default: $MEVOBS_AUDIT_KEY_FILE, then $MEVOBS_AUDIT_KEY)",
+    )
+    where = verify.add_mutually_exclusive_group()
+    where.add_argument(
+        "--checkpoints",
+        help="checkpoint file, or the bot's log with its 'audit checkpoint' lines "
+        "(default: <path>.checkpoints when it exists)",
+    )
+    where.add_argument("--no-checkpoints", action="store_true", help="check the chain only")
     report = actions.add_parser("report", help="volume, gas, profit and reverts by day, exchange or chain")
     report.add_argument("paths", nargs="+", help="audit files, oldest first")
     report.add_argument("--by", choices=("day", "exchange", "chain"), default="day")
@@ -31,14 +43,31 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 def run(args: argparse.Namespace) -> int:
     if args.command == "health":
         return health(args.url, token=args.token, timeout=args.timeout)
-    from mevobs.guards._audit import verify_chain
     from mevobs.guards._audit_report import report_text
+    from mevobs.guards._audit_verify import AuditFormatError, verify_chain
 
     if args.action == "verify":
-        result = verify_chain(args.paths)
+        key = os.environ.get("MEVOBS_AUDIT_KEY") or None
+        key_file = args.key_file or os.environ.get("MEVOBS_AUDIT_KEY_FILE") or None
+        try:
+            result = verify_chain(
+                args.paths,
+                key=None if key_file else key,
+                key_file=key_file,
+                checkpoints=args.checkpoints,
+                use_checkpoints=not args.no_checkpoints,
+            )
+        except ValueError as exc:  # a key that is too short
+            print(f"mevobs: error: {exc}", file=sys.stderr)
+            return 2
         print(result.message)
         return 0 if result.ok else 1
-    sys.stdout.write(report_text(args.paths, by=args.by, fmt=args.format))
+    try:
+        text = report_text(args.paths, by=args.by, fmt=args.format)
+    except AuditFormatError as exc:
+        print(f"mevobs: error: refusing {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
     return 0
 
 

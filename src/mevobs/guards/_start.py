@@ -64,12 +64,7 @@ def _start(guards: Guards, settings: Any, providers: Providers, detectors: Seque
         guards.hooks.append(monitor)
         guards.security_kinds = frozenset(d.kind for d in detectors)
     if settings.audit_path:
-        audit = AuditLog(
-            settings.audit_path,
-            rotate_bytes=settings.audit_rotate_bytes,
-            fsync=settings.audit_fsync,
-            service_name=settings.service_name,
-        )
+        audit = AuditLog.from_settings(settings)
         guards.closers.append(audit.close)
         guards.hooks.append(audit.record_operation)
         guards.exposure_hooks.append(audit.record_exposure)
