@@ -98,6 +98,7 @@ class Telemetry:
             for handler in self._handlers:
                 LOGGER.removeHandler(handler)
                 handler.flush()
+                handler.close()  # a log file's handler closes its file; stream handlers keep their stream
             LOGGER.setLevel(self._previous_level)
             if _ACTIVE is self:
                 _ACTIVE = None
@@ -216,7 +217,11 @@ def _log_handlers(settings: Settings, providers: Providers, bridge: bool) -> lis
     handlers: list[logging.Handler] = []
     if settings.log_destination != "none":
         stream = sys.stdout if settings.log_destination == "stdout" else sys.stderr
-        handler = logging.StreamHandler(stream)
+        handler: logging.Handler
+        if settings.log_destination == "file":
+            handler = _file_handler(settings)
+        else:
+            handler = logging.StreamHandler(stream)
         if settings.log_format == "json":
             handler.setFormatter(JsonFormatter(settings.service_name, scrub=settings.scrub_secrets))
         else:
@@ -225,6 +230,21 @@ def _log_handlers(settings: Settings, providers: Providers, bridge: bool) -> lis
     if bridge:
         handlers.append(OtelLogBridge(providers.logger_provider, scrub=settings.scrub_secrets))
     return handlers
+
+
+def _file_handler(settings: Settings) -> logging.Handler:
+    from mevobs._logfile import LogFile, LogFileHandler
+
+    assert settings.log_path is not None  # Settings requires it for "file"
+    return LogFileHandler(
+        LogFile(
+            settings.log_path,
+            max_bytes=settings.log_max_bytes,
+            backups=settings.log_backups,
+            max_age_days=settings.log_max_age_days,
+            rotate_interval=settings.log_rotate_interval,
+        )
+    )
 
 
 def _globals_unset() -> bool:
