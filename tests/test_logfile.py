@@ -293,6 +293,30 @@ class TestIOErrors:
         log.close()
         assert path.read_text() == '{"n":1}\n{"n":3}\n'
 
+    def test_a_failing_rotation_keeps_writing_to_the_current_file_and_retries(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Renaming fails (the file itself is still writable): no line is lost, the file
+        grows past the limit, the failure is reported once, and rotation resumes later."""
+        path = tmp_path / "bot.jsonl"
+        reports: list[str] = []
+        log = LogFile(path, max_bytes=20, rotate_interval=None, report=reports.append, on_drop=lambda n: None)
+
+        def refuse(src: object, dst: object) -> None:
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(_logfile, "_RETRY_SECONDS", 0.0)  # retry on the next line
+        monkeypatch.setattr(_logfile, "_os_rename", refuse)
+        for n in range(5):
+            assert log.write_line(f'{{"n":{n}}}')
+        assert len(path.read_text().splitlines()) == 5 and not rotated_files(path)
+        monkeypatch.setattr(_logfile, "_os_rename", os.rename)
+        assert log.write_line('{"n":5}')
+        log.close(timeout=10)
+        assert log.lines_dropped == 0 and len(reports) == 1 and "Permission denied" in reports[0]
+        assert [json.loads(x)["n"] for x in _read_all(path)] == list(range(6))
+        assert path.read_text() == '{"n":5}\n'
+
     def test_writing_after_close_is_counted_not_raised(self, tmp_path: Path) -> None:
         reports: list[str] = []
         log = LogFile(tmp_path / "bot.jsonl", report=reports.append, on_drop=lambda n: None)

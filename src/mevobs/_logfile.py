@@ -41,7 +41,10 @@ _RETRY_SECONDS = 1.0  # after an I/O error, lines are dropped (cheaply) this lon
 _CHECK_SECONDS = 1.0  # how often the writer checks that its path still names its open file
 _STALE_TMP_SECONDS = 600.0
 _CHUNK = MiB
-_os_write = os.write  # a module name, so a test can stand in a short write
+# Module names, so a test can stand in a short write or a failing rename.
+_os_write = os.write
+_os_rename = os.rename
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def parse_interval(value: str | float | None) -> float | None:
@@ -196,6 +199,10 @@ class LogFile:
         self._retry_at = 0.0
         self._check_at = 0.0
         self._last_rotated: tuple[str, int] = ("", 0)
+        # A rotation that failed while the file itself stayed writable: lines keep going
+        # to the current file (past max_bytes) until this monotonic time, then it is retried.
+        self._rotate_after = 0.0
+        self._deferred: OSError | None = None
         self._closed = False
         self._maintenance = _Maintenance(self)
         with self._lock:
@@ -218,6 +225,8 @@ class LogFile:
         if error is not None:
             self._failed(error, 1)
             return False
+        if self._deferred is not None:
+            self._report_deferred()
         return True
 
     def write_lines(self, lines: Iterable[str]) -> int:
@@ -236,11 +245,14 @@ class LogFile:
         if error is not None:
             self._failed(error, len(encoded))
             return 0
+        if self._deferred is not None:
+            self._report_deferred()
         return len(encoded)
 
     def drop(self, count: int) -> None:
         """Count ``count`` lines lost before they reached the file."""
-        self.lines_dropped += count
+        with self._lock:
+            self.lines_dropped += count
         with contextlib.suppress(Exception):
             self._on_drop(count)
 
@@ -272,7 +284,7 @@ class LogFile:
                 return error
         if len(chunks) == 1:
             data = chunks[0]
-            if self._size and self._size + len(data) > self.max_bytes:
+            if self._size and self._size + len(data) > self.max_bytes and self._may_rotate():
                 error = self._rotate(now)
                 if error is not None:
                     return error
@@ -280,7 +292,8 @@ class LogFile:
         pending: list[bytes] = []
         pending_size = 0
         for data in chunks:
-            if self._size + pending_size and self._size + pending_size + len(data) > self.max_bytes:
+            size = self._size + pending_size
+            if size and size + len(data) > self.max_bytes and self._may_rotate():
                 if pending:
                     error = self._append(b"".join(pending), now)
                     if error is not None:
@@ -311,10 +324,14 @@ class LogFile:
             if error is not None:
                 return error
         if now >= self._next_rollover:
-            if self._size:
+            if not self._size:
+                self._next_rollover = math.inf  # set again by the first line of this file
+            elif self._may_rotate():
                 return self._rotate(now)
-            self._next_rollover = math.inf  # set again by the first line of this file
         return None
+
+    def _may_rotate(self) -> bool:
+        return not self._rotate_after or time.monotonic() >= self._rotate_after
 
     def _append(self, data: bytes, now: float) -> OSError | None:
         try:
@@ -341,7 +358,7 @@ class LogFile:
     def _open(self) -> OSError | None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_CLOEXEC, 0o644)
             st = os.fstat(fd)
         except OSError as exc:
             self._retry_at = time.monotonic() + _RETRY_SECONDS
@@ -388,10 +405,13 @@ class LogFile:
         target = self.path.with_name(f"{self.path.name}.{stamp}.{seq:03d}")
         self._close_fd()
         try:
-            os.rename(self.path, target)
+            _os_rename(self.path, target)
         except OSError as exc:
-            self._retry_at = time.monotonic() + _RETRY_SECONDS
-            return exc
+            # Keep writing to the current file rather than lose lines; retry the rotation later.
+            self._rotate_after = time.monotonic() + _RETRY_SECONDS
+            self._deferred = exc
+            return self._open()
+        self._rotate_after = 0.0
         with contextlib.suppress(OSError):
             # Retention measures age from the file's last line, also when a clock is injected.
             os.utime(target, (self._last_at, self._last_at))
@@ -404,6 +424,11 @@ class LogFile:
         last = self._last_rotated[1] if self._last_rotated[0] == stamp else 0
         same = [f.seq for f in rotated_files(self.path) if f.stamp == stamp]
         return max([last, *same]) + 1
+
+    def _report_deferred(self) -> None:
+        error, self._deferred = self._deferred, None
+        if error is not None:
+            self._failed(error)
 
     def _failed(self, error: OSError, lost: int = 0) -> None:
         """Count the lost lines and report the first failure; runs outside the lock."""
