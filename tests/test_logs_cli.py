@@ -281,6 +281,13 @@ class TestExitCodesAndDamage:
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert done.stderr.count("\n") == 1 and "cannot read" in done.stderr
 
+    def test_a_fifo_named_like_a_log_is_refused_not_waited_on(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        os.mkfifo(tmp_path / "bot.jsonl")
+        code, out, err = run([str(tmp_path)], capsys)
+        assert code == 2 and out == "" and "not a regular file" in err and err.count("\n") == 1
+
     def test_corrupt_lines_and_a_truncated_gzip_are_skipped_and_noted(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

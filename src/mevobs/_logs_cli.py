@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import re
+import stat
 import sys
 import time
 import zlib
@@ -286,7 +287,10 @@ def _walk_error(exc: OSError) -> None:
 
 
 def _checked(path: Path) -> Path:
+    """The path, resolved, once it opens as a regular file (a FIFO would block the search)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise UsageError(f"cannot read {path}: not a regular file")
         with path.open("rb"):
             pass
     except OSError as exc:
