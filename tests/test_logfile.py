@@ -193,7 +193,7 @@ class TestRotationByTime:
 
     def test_interval_parsing_and_alignment(self) -> None:
         assert parse_interval("1h") == 3600 and parse_interval("1d") == 86400 and parse_interval(90) == 90
-        assert parse_interval("none") is None and parse_interval(None) is None
+        assert parse_interval("none") is None and parse_interval(None) is None and parse_interval(0) is None
         for bad in ("3x", "-1h", "0.5", "h"):
             with pytest.raises(ValueError):
                 parse_interval(bad)

@@ -49,10 +49,12 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 def parse_interval(value: str | float | None) -> float | None:
     """Seconds of a rotation interval: ``"30m"``, ``"1h"``, ``"1d"``, ``"1w"``, a number of
-    seconds, or ``None``/``"none"``/``""`` for no time rotation. Raises ValueError."""
+    seconds, or ``None``/``"none"``/``""``/0 for no time rotation. Raises ValueError."""
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value == 0:
+            return None
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip().lower()
