@@ -207,8 +207,8 @@ def test_collector_config_pipelines_reference_defined_components(upstream: str |
             assert set(pipeline[kind]) <= set(config[kind]), (name, kind)
     assert "prometheus" in config["service"]["pipelines"]["metrics"]["exporters"]
     if upstream:
-        assert config["exporters"]["otlp"]["endpoint"] == upstream
-        assert config["service"]["pipelines"]["traces"]["exporters"] == ["otlp"]
+        assert config["exporters"]["otlp/traces"]["endpoint"] == upstream
+        assert config["service"]["pipelines"]["traces"]["exporters"] == ["otlp/traces"]
 
 
 def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:

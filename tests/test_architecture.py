@@ -24,7 +24,11 @@ _LAYER_TABLE = (
     # 1: the instruments built from the contract, and the one global state
     (1, "_instruments _slots _state"),
     # 2: the core: operations, their wrappers, emission, logs, observations
-    (2, "_operation _emission _logs _extract _results _wrap _factories _observations _fastcall _records"),
+    (
+        2,
+        "_operation _emission _logs _extract _results _wrap _factories _observations _fastcall _records "
+        "_logfile",
+    ),
     # 3: the runtime guards, which see the core through the protocols
     (
         3,
@@ -37,7 +41,8 @@ _LAYER_TABLE = (
     # 5: the faces: the package front, the CLI, generators and the demo
     (
         5,
-        "__init__ __main__ _pytest_plugin cli alerts alerts._alertmanager alerts._cli alerts._collector "
+        "__init__ __main__ _pytest_plugin _logs_cli cli alerts alerts._alertmanager alerts._cli "
+        "alerts._collector "
         "alerts._dashboards alerts._output alerts._promql alerts._rules alerts._settings "
         "demo demo._amm demo._bot demo._chain demo._run demo._summary",
     ),

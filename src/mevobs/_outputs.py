@@ -15,7 +15,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -146,11 +146,11 @@ class LineWriter:
     """Writes lines to a stream or file on a thread of its own, from a bounded queue.
 
     ``write`` never blocks: past ``max_lines`` waiting, a line is dropped and
-    counted (``log_queue_full``). The target is anything with ``write``/``flush``
-    (a stream), or a callable sink taking one line (a rotating file).
+    counted (``log_queue_full``). The target is a stream (``write``/``flush``) or a
+    rotating log file (``write_lines``/``close``, see ``_logfile``).
     """
 
-    def __init__(self, target: TextIO | Callable[[str], None], max_lines: int = 8192) -> None:
+    def __init__(self, target: Any, max_lines: int = 8192) -> None:
         self._target = target
         self._lines: collections.deque[str] = collections.deque()
         self._max = max_lines
@@ -180,7 +180,7 @@ class LineWriter:
     def _run(self) -> None:
         lines = self._lines
         target = self._target
-        stream: Any = target if hasattr(target, "write") else None
+        batch_sink = getattr(target, "write_lines", None)
         while True:
             if not lines:
                 self._idle.set()
@@ -193,12 +193,11 @@ class LineWriter:
             while lines and len(chunk) < 256:
                 chunk.append(lines.popleft())
             try:
-                if stream is not None:
-                    stream.write("\n".join(chunk) + "\n")
-                    stream.flush()
+                if batch_sink is not None:
+                    batch_sink(chunk)  # counts its own failures
                 else:
-                    for line in chunk:
-                        target(line)  # type: ignore[operator]
+                    target.write("\n".join(chunk) + "\n")
+                    target.flush()
             except Exception:
                 STATE.dropped("export_failed", "log writer", len(chunk))
 
@@ -210,10 +209,24 @@ class LineWriter:
         self.flush(timeout)
         self._stop = True
         self._wake.set()
+        close = getattr(self._target, "close", None)
+        if close is not None and getattr(self._target, "write_lines", None) is not None:
+            close(timeout)  # a log file: close it and let it finish compressing
 
 
-def stream_for(destination: str) -> TextIO:
-    return sys.stdout if destination == "stdout" else sys.stderr
+def log_target(settings: Any) -> Any:
+    """Where formatted log lines go: stdout, stderr, or a rotating file (``log_path``)."""
+    if settings.log_destination == "file":
+        from mevobs._logfile import LogFile
+
+        return LogFile(
+            settings.log_path,
+            max_bytes=settings.log_max_bytes,
+            backups=settings.log_backups,
+            max_age_days=settings.log_max_age_days,
+            rotate_interval=settings.log_rotate_interval,
+        )
+    return sys.stdout if settings.log_destination == "stdout" else sys.stderr
 
 
 class FormattedLogOutput:

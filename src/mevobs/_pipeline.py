@@ -41,7 +41,7 @@ from mevobs._exporters import EXPORTERS, SignalExporters
 from mevobs._fastcall import adopt_foreign
 from mevobs._fastpath import FastLogHandler, FastPipeline
 from mevobs._logs import JsonFormatter, OtelLogBridge, TextFormatter
-from mevobs._outputs import FormattedLogOutput, LineWriter, ReadableLogOutput, ReadableSpanOutput, stream_for
+from mevobs._outputs import FormattedLogOutput, LineWriter, ReadableLogOutput, ReadableSpanOutput, log_target
 from mevobs._settings import Settings
 from mevobs._slots import SlotInstruments, SlotTable
 from mevobs._state import STATE, Providers
@@ -197,7 +197,7 @@ def build_fast(
     )
     log_outputs: list[Any] = []
     if settings.log_destination != "none":
-        writer = LineWriter(stream_for(settings.log_destination), settings.max_queue_size)
+        writer = LineWriter(log_target(settings), settings.max_queue_size)
         log_outputs.append(FormattedLogOutput(_formatter(settings, resource), writer))
     if exporters.logs is not None:
         log_outputs.append(ReadableLogOutput(exporters.logs, resource, SCOPE))
@@ -341,9 +341,17 @@ def build_api(
     ]
     handlers: list[logging.Handler] = []
     if settings.log_destination != "none":
-        handler = logging.StreamHandler(stream_for(settings.log_destination))
+        target = log_target(settings)
+        handler: logging.Handler
+        if hasattr(target, "write_lines"):
+            from mevobs._logfile import LogFileHandler
+
+            handler = LogFileHandler(target)
+        else:
+            handler = logging.StreamHandler(target)
         handler.setFormatter(_formatter(settings, resource))
         handlers.append(handler)
+        built.closers.append(handler.close)
     if exporters.logs is not None:
         handlers.append(OtelLogBridge(logger_provider, scrub=settings.scrub_secrets))
     built.handlers = handlers

@@ -12,9 +12,10 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from mevobs._exporters import EXPORTERS
+from mevobs._logfile import parse_interval
 from mevobs.guards._security import SecuritySettings
 
 Environment = Literal["dev", "staging", "prod"]
@@ -60,8 +61,22 @@ class Settings(BaseModel):
     )
     log_format: Literal["json", "text"] = Field("json", description="Format of mevobs log lines.")
     log_level: LogLevel = Field("INFO", description="Level of the mevobs logger.")
-    log_destination: Literal["stderr", "stdout", "none"] = Field(
-        "stderr", description="Where configure() prints mevobs log lines."
+    log_destination: Literal["stderr", "stdout", "file", "none"] = Field(
+        "stderr", description="Where configure() writes mevobs log lines (file: log_path, JSON lines)."
+    )
+    log_path: str | None = Field(
+        None, validate_default=True, description="The log file when log_destination is 'file'."
+    )
+    log_max_bytes: int = Field(
+        100 * 1024 * 1024, ge=4096, description="Rotate the log file before it grows past this size."
+    )
+    log_backups: int = Field(10, ge=0, description="Rotated (gzip-compressed) log files kept.")
+    log_max_age_days: float = Field(
+        14.0, ge=0, description="Delete rotated log files older than this (0 keeps them)."
+    )
+    log_rotate_interval: float | None = Field(
+        86400.0,
+        description="Also rotate at each UTC-aligned interval: 1h, 1d, seconds, or none (default 1d).",
     )
     resource_attributes: dict[str, str] = Field(
         default_factory=dict, description="Extra resource attributes (env: k=v,k2=v2)."
@@ -127,6 +142,25 @@ class Settings(BaseModel):
     def _known_exporter(cls, value: str) -> str:
         if value not in EXPORTERS:
             raise ValueError(f"unknown exporter {value!r}; one of {', '.join(EXPORTERS)}")
+        return value
+
+    @field_validator("log_rotate_interval", mode="before")
+    @classmethod
+    def _interval(cls, value: Any) -> Any:
+        return parse_interval(value)
+
+    @field_validator("log_destination")
+    @classmethod
+    def _file_is_json(cls, value: str, info: ValidationInfo) -> str:
+        if value == "file" and info.data.get("log_format", "json") != "json":
+            raise ValueError("'file' writes JSON lines: log_format must be 'json'")
+        return value
+
+    @field_validator("log_path")
+    @classmethod
+    def _file_needs_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("log_destination") == "file" and not value:
+            raise ValueError("log_path is required when log_destination is 'file'")
         return value
 
     @field_validator("log_level", mode="before")

@@ -249,7 +249,13 @@ def configure(
         STATE.exposure_hooks.extend(guards.exposure_hooks)
         STATE.extra_security_kinds = guards.security_kinds
         telemetry = Telemetry(
-            resolved, built.providers, built.handlers, built.closers, previous_level, built.fast, guards.closers
+            resolved,
+            built.providers,
+            built.handlers,
+            built.closers,
+            previous_level,
+            built.fast,
+            guard_closers=guards.closers,
         )
         telemetry.health, telemetry.audit = guards.health, guards.audit
         telemetry.metrics_port = built.metrics_port

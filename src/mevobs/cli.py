@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
 
+from mevobs import _logs_cli as logs_cli
 from mevobs._version import __version__
 from mevobs.alerts import _cli as alerts_cli
 from mevobs.guards import _cli as guards_cli
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--log-stdout", action="store_true", help="also print the JSON log lines")
     alerts_cli.add_parsers(sub)
     guards_cli.add_parsers(sub)
+    logs_cli.add_parser(sub)
     return parser
 
 
@@ -118,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         mevobs.shutdown(timeout_seconds=5)  # flush and stop the exporters before exiting
         return 0
+    if args.command == logs_cli.COMMAND:
+        return logs_cli.run(args)
     if args.command in guards_cli.COMMANDS:
         try:
             return guards_cli.run(args)

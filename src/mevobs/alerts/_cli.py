@@ -26,16 +26,34 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "-o", "--output", default="dashboards", help="directory to write (default: ./dashboards)"
     )
     col = sub.add_parser("collector-config", help="write an OpenTelemetry Collector configuration (YAML)")
-    col.add_argument("--upstream", help="OTLP/gRPC endpoint to forward traces and logs to (e.g. tempo:4317)")
-    col.add_argument("--insecure", action="store_true", help="plain-text gRPC to the upstream")
+    col.add_argument("--upstream", help="OTLP endpoint for traces and metrics, never logs (e.g. tempo:4317)")
+    col.add_argument(
+        "--logs-upstream",
+        help="OTLP endpoint of the log store (e.g. http://loki:3100/otlp); without it logs stay on the host",
+    )
+    col.add_argument("--traces-upstream", help="OTLP endpoint for traces (overrides --upstream)")
+    col.add_argument("--metrics-upstream", help="OTLP endpoint to push metrics to (overrides --upstream)")
+    col.add_argument("--insecure", action="store_true", help="plain-text gRPC to the upstreams")
     col.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run one generator command; errors propagate as AlertSettingsError or OSError."""
     if args.command == "collector-config":
-        settings = CollectorSettings(upstream_otlp_endpoint=args.upstream, upstream_insecure=args.insecure)
+        settings = CollectorSettings(
+            upstream_otlp_endpoint=args.upstream,
+            traces_upstream_endpoint=args.traces_upstream,
+            metrics_upstream_endpoint=args.metrics_upstream,
+            logs_upstream_endpoint=args.logs_upstream,
+            upstream_insecure=args.insecure,
+        )
         _emit(write_collector_config(_target(args.output), settings), args.output)
+        if not args.logs_upstream and (args.upstream or args.traces_upstream):
+            print(
+                "mevobs: note: logs are not forwarded (the trace upstream never gets them); "
+                "pass --logs-upstream for the log store",
+                file=sys.stderr,
+            )
         return 0
     alert_settings = AlertSettings.load(args.config) if args.config else AlertSettings()
     if args.command == "rules":
