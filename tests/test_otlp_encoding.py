@@ -558,13 +558,48 @@ class TestLogs:
             LogRecordData(T0, T0, 9, "INFO", "bad \ud800 text", None, {}),
             LogRecordData(T0, T0, 9, "INFO", ["ok", "bad \udfff"], None, {}),
             LogRecordData(T0, T0, 9, "INFO", 2**64, None, {}),
+            LogRecordData(T0, T0, 9, "INFO", ["bad \udfff", 2**64], None, {}),
         ]
         result = OtlpEncoder({}).encode_logs([(Scope("m"), records)])
         got = ExportLogsServiceRequest.FromString(result.payloads[0].data).resource_logs[0].scope_logs[0]
         assert got.log_records[0].body.string_value == "bad \ufffd text"
         assert [v.string_value for v in got.log_records[1].body.array_value.values] == ["ok", "bad \ufffd"]
         assert not got.log_records[2].body.HasField("int_value")
-        assert (result.replaced_strings, result.dropped_values) == (2, 1)
+        assert got.log_records[3].body.WhichOneof("value") is None
+        assert (result.replaced_strings, result.dropped_values) == (3, 2)
+
+
+class TestBadInput:
+    def test_a_cyclic_or_too_deep_value_is_dropped_not_recursed_forever(self) -> None:
+        cyclic: list[Any] = []
+        cyclic.append(cyclic)
+        deep: Any = "leaf"
+        for _ in range(100):
+            deep = [deep]
+        record = span(1, attributes={"cyclic": cyclic, "deep": deep, "ok": 1})
+        result = OtlpEncoder({}).encode_spans([(Scope("m"), [record])])
+        got = ExportTraceServiceRequest.FromString(result.payloads[0].data).resource_spans[0].scope_spans[0]
+        assert [kv.key for kv in got.spans[0].attributes] == ["ok"]
+        assert result.dropped_values == 2
+
+    def test_attributes_that_are_not_a_mapping_are_dropped_and_counted(self) -> None:
+        record = span(1, attributes=[("a", 1)])  # type: ignore[arg-type]
+        result = OtlpEncoder({}).encode_spans([(Scope("m"), [record])])
+        assert (result.payloads[0].record_count, result.dropped_values, result.failed) == (1, 1, 0)
+
+    def test_a_value_of_another_type_is_sent_as_its_str_like_the_sdk(self) -> None:
+        """The SDK keeps str(value) for a type with its own __str__/__repr__, an empty value otherwise."""
+        from decimal import Decimal
+
+        class Opaque:
+            pass
+
+        attrs = {"decimal": Decimal("1.50"), "opaque": Opaque(), "in.array": [Decimal("2")]}
+
+        def build(provider: TracerProvider) -> None:
+            provider.get_tracer("m").start_span("s", ROOT, attributes=attrs, start_time=T0).end(T0 + 1)
+
+        check_spans(build, [(Scope("m"), [span(1, "s", end=T0 + 1, attributes=attrs)])])
 
 
 class TestBatches:

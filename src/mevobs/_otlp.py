@@ -26,6 +26,7 @@ Stdlib only; not thread-safe (one encoder per worker thread).
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -40,6 +41,8 @@ from mevobs._otlp_wire import (
     lossy_utf8,
     pack_i,
     pack_q,
+    repaired,
+    text_field,
     varint,
 )
 
@@ -70,10 +73,8 @@ _IDS = struct.Struct(">BBQQBBQ").pack  # trace_id (1), span_id (2)
 _IDS_PARENT = struct.Struct(">BBQQBBQBBQ").pack  # ... and parent_span_id (4)
 _PARENT = struct.Struct(">BBQ").pack
 _KIND_TIMES = struct.Struct("<BBBQBQ").pack  # kind (6), start (7), end (8)
-_FLAGS = (
-    b"\x85\x01" + pack_i(0x100),
-    b"\x85\x01" + pack_i(0x300),
-)  # Span.flags (16): has-is-remote, is-remote
+# Span.flags (16): "has is_remote", plus "is_remote" when the parent is remote
+_FLAGS = (b"\x85\x01" + pack_i(0x100), b"\x85\x01" + pack_i(0x300))
 # status (15) and flags (16) when there is no status message, by status_code * 2 + parent_is_remote
 _TAILS = tuple(
     ld(b"\x7a", b"\x18" + varint(code) if code else b"") + _FLAGS[remote]
@@ -81,7 +82,8 @@ _TAILS = tuple(
     for remote in (0, 1)
 )
 _TRACE_ID = struct.Struct(">BBQQ").pack
-_SEVERITY = tuple(b"\x10" + varint(n) for n in range(128))
+_TIME_SEVERITY = struct.Struct("<BQBB").pack  # LogRecord time (1), severity_number (2)
+_FLAGS_IDS = struct.Struct(">BIBBQQBBQ").pack  # LogRecord flags (8), trace_id (9), span_id (10)
 _NAME_CACHE_SIZE = 4096
 
 
@@ -128,10 +130,10 @@ class Scope:
         self.version = version or ""
         self.schema_url = schema_url or ""
         self.attributes: Mapping[str, AttrValue] = dict(attributes or {})
-        body = _text(b"\x0a", self.name) + _text(b"\x12", self.version)
+        body = text_field(b"\x0a", self.name) + text_field(b"\x12", self.version)
         body += b"".join(encode_attributes(self.attributes, b"\x1a")[0])
         self._field = ld(b"\x0a", body)  # ScopeSpans/ScopeLogs.scope (1): always present
-        self._schema = _text(b"\x1a", self.schema_url)  # ScopeSpans/ScopeLogs.schema_url (3)
+        self._schema = text_field(b"\x1a", self.schema_url)  # ScopeSpans/ScopeLogs.schema_url (3)
         self._key = (self._field, self._schema)
         self._hash = hash(self._key)
 
@@ -235,16 +237,6 @@ class EncodeResult(NamedTuple):
     replaced_strings: int
 
 
-def _text(tag: bytes, s: str) -> bytes:
-    """A string field, left out when empty (proto3); lone surrogates replaced."""
-    if not s:
-        return b""
-    try:
-        return ld(tag, s.encode())
-    except UnicodeEncodeError:
-        return ld(tag, lossy_utf8(s))
-
-
 class _ScopeBatch:
     """The records of one scope in the payload being built, and the length of their ScopeX message."""
 
@@ -286,7 +278,7 @@ class OtlpEncoder:
         self._counts = Counts()
         res = b"".join(encode_attributes(resource_attributes, b"\x0a")[0])
         self._resource = ld(b"\x0a", res)  # ResourceSpans/ResourceLogs.resource (1): always present
-        self._resource_schema = _text(b"\x1a", resource_schema_url or "")
+        self._resource_schema = text_field(b"\x1a", resource_schema_url or "")
         self._span_attrs = AttrCodec(9, self._counts)
         self._event_attrs = AttrCodec(3, self._counts)
         self._link_attrs = AttrCodec(4, self._counts)
@@ -322,26 +314,29 @@ class OtlpEncoder:
             batch: _ScopeBatch | None = None
             for record in records:
                 try:
-                    field = one(record)
+                    encoded = one(record)
                 except Exception:
                     failed += 1
                     continue
-                grow = len(field) if batch is not None else len(field) + fixed
+                head = b"\x12" + varint(len(encoded))  # ScopeX.spans / log_records (2)
+                size = len(head) + len(encoded)
+                grow = size if batch is not None else size + fixed
                 # Headers (the request's, each scope's) take at most 6 bytes: only near the
                 # limit is the exact size worth working out.
                 if body + grow + 6 * (len(current) + 2) > limit and _size(current, batch, grow, body) > limit:
-                    if _size([], None, len(field) + fixed, base) > limit:
+                    if _size([], None, size + fixed, base) > limit:
                         oversized += 1
                         continue
                     if count:
                         payloads.append(self._payload(current, body, count))
                     current, body, count, batch = [], base, 0, None
-                    grow = len(field) + fixed
+                    grow = size + fixed
                 if batch is None:
                     batch = _ScopeBatch(scope, fixed)
                     current.append(batch)
-                batch.fields.append(field)
-                batch.length += len(field)
+                batch.fields.append(head)
+                batch.fields.append(encoded)
+                batch.length += size
                 body += grow
                 count += 1
         if count:
@@ -361,7 +356,7 @@ class OtlpEncoder:
         parts[0] = b"\x0a" + varint(body)
         return Payload(b"".join(parts), count)
 
-    # -- one span: Span (ScopeSpans.spans, field 2)
+    # -- one span: the body of a Span message
 
     def _span(self, r: SpanRecord) -> bytes:
         (
@@ -396,11 +391,13 @@ class OtlpEncoder:
         if dropped:
             ap(b"\x50" + varint(dropped))
         for event in events:
-            ap(self._event(event))
+            body = self._event(event)
+            ap(b"\x5a" + varint(len(body)))  # Span.events (11)
+            ap(body)
         if dropped_events:
             ap(b"\x60" + varint(dropped_events))
         for link in links:
-            ap(self._link(link))
+            ap(ld(b"\x6a", self._link(link)))  # Span.links (13)
         if dropped_links:
             ap(b"\x70" + varint(dropped_links))
         if code == 2 and message:
@@ -409,8 +406,7 @@ class OtlpEncoder:
             ap(_TAILS[code * 2 + remote])
         else:
             ap(ld(b"\x7a", b"\x18" + varint(code)) + _FLAGS[remote])
-        body = b"".join(parts)
-        return b"\x12" + varint(len(body)) + body
+        return b"".join(parts)
 
     def _event(self, e: EventRecord | tuple[str, int, Mapping[str, AttrValue]]) -> bytes:
         name, time_ns, attrs = e[0], e[1], e[2]
@@ -423,7 +419,7 @@ class OtlpEncoder:
         dropped += e[3] if len(e) > 3 else 0
         if dropped:
             parts.append(b"\x20" + varint(dropped))
-        return ld(b"\x5a", b"".join(parts))
+        return b"".join(parts)
 
     def _link(self, link: LinkRecord) -> bytes:
         tid, sid, remote, attrs, dropped = link
@@ -433,16 +429,20 @@ class OtlpEncoder:
         if dropped:
             parts.append(b"\x28" + varint(dropped))
         parts.append(b"\x35" + pack_i(0x300 if remote else 0x100))
-        return ld(b"\x6a", b"".join(parts))
+        return b"".join(parts)
 
-    # -- one log record: LogRecord (ScopeLogs.log_records, field 2)
+    # -- one log record: the body of a LogRecord message
 
     def _log(self, r: LogRecordData) -> bytes:
         time_ns, observed, severity, severity_text, body, static, attrs, tid, sid, tflags, event, dropped = r
-        parts: list[bytes] = [b"\x09" + pack_q(time_ns)] if time_ns else []
+        # Fixed-size neighbours are packed together: one call instead of one per field.
+        if time_ns and 0 < severity < 0x80:
+            parts = [_TIME_SEVERITY(0x09, time_ns, 0x10, severity)]
+        else:
+            parts = [b"\x09" + pack_q(time_ns)] if time_ns else []
+            if severity:
+                parts.append(b"\x10" + varint(severity))
         ap = parts.append
-        if severity:
-            ap(_SEVERITY[severity] if 0 < severity < 128 else b"\x10" + varint(severity))
         if severity_text:
             ap(
                 self._log_strings.get(severity_text)
@@ -454,8 +454,12 @@ class OtlpEncoder:
             except UnicodeEncodeError:
                 vb = lossy_utf8(body)
                 self._counts.replaced_strings += 1
-            head = b"\x0a" + varint(len(vb))
-            ap(b"\x2a" + varint(len(head) + len(vb)) + head)
+            n = len(vb)
+            if n < 0x7E:
+                ap(bytes((0x2A, n + 2, 0x0A, n)))
+            else:
+                head = b"\x0a" + varint(n)
+                ap(b"\x2a" + varint(len(head) + n) + head)
             ap(vb)
         else:
             ap(ld(b"\x2a", self._body(body)))
@@ -470,29 +474,34 @@ class OtlpEncoder:
             dropped += self._log_attrs.encode(attrs, parts)
         if dropped:
             ap(b"\x38" + varint(dropped))
-        if tflags:
-            ap(b"\x45" + pack_i(tflags))
-        if tid:
-            ap(_TRACE_ID(0x4A, 16, tid >> 64, tid & _M64))
-        if sid:
-            ap(_PARENT(0x52, 8, sid))
+        if tid and sid and 0 < tflags < 0x100:
+            # fixed32 flags little-endian inside a big-endian struct: the byte goes first
+            ap(_FLAGS_IDS(0x45, tflags << 24, 0x4A, 16, tid >> 64, tid & _M64, 0x52, 8, sid))
+        else:
+            if tflags:
+                ap(b"\x45" + pack_i(tflags))
+            if tid:
+                ap(_TRACE_ID(0x4A, 16, tid >> 64, tid & _M64))
+            if sid:
+                ap(_PARENT(0x52, 8, sid))
         if observed:
             ap(b"\x59" + pack_q(observed))
         if event:
             ap(self._string(b"\x62", event))
-        body_bytes = b"".join(parts)
-        return b"\x12" + varint(len(body_bytes)) + body_bytes
+        return b"".join(parts)
 
     def _body(self, body: AttrValue) -> bytes:
+        """The body's AnyValue; where the SDK would fail the batch, repaired text or an empty value."""
         try:
             return any_value(body)
         except UnicodeEncodeError:
-            # The SDK would fail the batch; keep the record with the text repaired.
             self._counts.replaced_strings += 1
-            return any_value(_repair(body))
+            with contextlib.suppress(Exception):
+                return any_value(repaired(body))
         except Exception:
-            self._counts.dropped_values += 1
-            return b""
+            pass
+        self._counts.dropped_values += 1
+        return b""
 
     # -- strings
 
@@ -514,19 +523,6 @@ class OtlpEncoder:
             cache.clear()
         cache[s] = field
         return field
-
-
-def _repair(v: object) -> object:
-    """``v`` with lone surrogates in its strings replaced, for a log body."""
-    if isinstance(v, str):
-        return lossy_utf8(v).decode()
-    if isinstance(v, (bytes, bool, int, float)) or v is None:
-        return v
-    if isinstance(v, Mapping):
-        return {_repair(k): _repair(e) for k, e in v.items()}
-    if isinstance(v, Sequence):
-        return [_repair(e) for e in v]
-    return v
 
 
 _scopes: dict[InstrumentationScope | None, Scope] = {}

@@ -84,6 +84,29 @@ def lossy_utf8(s: str) -> bytes:
     return s.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
 
 
+def text_field(tag: bytes, s: str) -> bytes:
+    """A string field, left out when empty (proto3); lone surrogates replaced."""
+    if not s:
+        return b""
+    try:
+        return ld(tag, s.encode())
+    except UnicodeEncodeError:
+        return ld(tag, lossy_utf8(s))
+
+
+def repaired(v: object) -> object:
+    """``v`` with lone surrogates in its strings replaced, for a log body."""
+    if isinstance(v, str):
+        return lossy_utf8(v).decode()
+    if isinstance(v, (bytes, bool, int, float)) or v is None:
+        return v
+    if isinstance(v, Mapping):
+        return {repaired(k): repaired(e) for k, e in v.items()}
+    if isinstance(v, Sequence):
+        return [repaired(e) for e in v]
+    return v
+
+
 def _has_own_str(v: object) -> bool:
     # The SDK's test for "calling str() gives something readable" (attributes._is_non_custom_str).
     return type(v).__str__ is not object.__str__ or type(v).__repr__ is not object.__repr__
@@ -173,8 +196,10 @@ _KEY = -100
 _DOUBLE = -12
 _TRUE = -13
 _FALSE = -14
-# String values shorter than this get their prefix cached; longer ones are rare (stack traces).
+# Every string length below this gets its prefix cached per key; longer ones (stack traces,
+# messages) only while the key has fewer than _MAX_ENTRIES prefixes: a failure site repeats its length.
 _CACHED_STR_LEN = 128
+_MAX_ENTRIES = 200
 # Keys whose prefixes are cached; past this the cache starts over (bounded memory for any key set).
 _MAX_KEYS = 512
 
@@ -201,8 +226,8 @@ class AttrCodec:
         mark = len(out)
         cache = self._cache
         ap = out.append
-        items: Iterable[tuple[str, Any]] = attrs.items()
         try:
+            items: Iterable[tuple[str, Any]] = attrs.items()
             for k, v in items:
                 ent = cache.get(k)
                 if ent is None:
@@ -213,7 +238,8 @@ class AttrCodec:
                     n = len(vb)
                     p = ent.get(n)
                     if p is None:
-                        p = self._prefix(ent, n if n < _CACHED_STR_LEN else None, b"\x0a" + varint(n), n)
+                        code = n if n < _CACHED_STR_LEN or len(ent) < _MAX_ENTRIES else None
+                        p = self._prefix(ent, code, b"\x0a" + varint(n), n)
                     ap(p)
                     ap(vb)
                 elif t is int:
