@@ -318,8 +318,13 @@ class OtlpEncoder:
                 except Exception:
                     failed += 1
                     continue
-                head = b"\x12" + varint(len(encoded))  # ScopeX.spans / log_records (2)
-                size = len(head) + len(encoded)
+                # the record's field header in ScopeX (spans / log_records, 2); varint inlined
+                n = len(encoded)
+                if n < 0x4000:
+                    head = bytes((0x12, n)) if n < 0x80 else bytes((0x12, n & 0x7F | 0x80, n >> 7))
+                else:
+                    head = b"\x12" + varint(n)
+                size = len(head) + n
                 grow = size if batch is not None else size + fixed
                 # Headers (the request's, each scope's) take at most 6 bytes: only near the
                 # limit is the exact size worth working out.

@@ -116,7 +116,12 @@ def _build(signal: str, protocol: str, sdk_kwargs: dict[str, Any]) -> EncodedExp
             f"OTLP {protocol} exporter for {signal} not available: {error}"
         ) from error
     exporter: EncodedExporter = cls(**sdk_kwargs)
-    exporter._check()  # type: ignore[attr-defined]
+    try:
+        exporter._check()  # type: ignore[attr-defined]
+    except EncodedExportUnavailable:
+        with contextlib.suppress(Exception):
+            exporter.shutdown()  # its channel or session is open already
+        raise
     return exporter
 
 

@@ -198,14 +198,15 @@ class TestGrpc:
         endpoint = f"http://127.0.0.1:{grpc_sink.port}"
         spans = sdk_spans()
         GrpcSpanExporter(endpoint=endpoint, insecure=True).export(spans)
-        adapter = build_encoded_span_exporter("grpc", endpoint=endpoint, insecure=True)
+        adapter: Any = build_encoded_span_exporter("grpc", endpoint=endpoint, insecure=True)
         assert adapter.export_encoded(encoded_spans(spans), len(spans))
+        assert adapter.export(spans).name == "SUCCESS"  # plain SDK batches still go through
         GrpcLogExporter(endpoint=endpoint, insecure=True).export(sdk_logs())
         logs = build_encoded_log_exporter("grpc", endpoint=endpoint, insecure=True)
         assert logs.export_encoded(encoded_logs(), 2)
 
-        sdk_request, adapter_request = grpc_sink.traces
-        assert adapter_request == sdk_request
+        sdk_request, adapter_request, plain_request = grpc_sink.traces
+        assert adapter_request == sdk_request == plain_request
         assert grpc_sink.logs[1] == grpc_sink.logs[0]
         assert grpc_sink.metadata[1] == grpc_sink.metadata[0]  # user agent included
         adapter.shutdown()
@@ -262,21 +263,22 @@ class TestHttp:
         spans = sdk_spans()
         traces_url, logs_url = f"{http_sink.url}/v1/traces", f"{http_sink.url}/v1/logs"
         HttpSpanExporter(endpoint=traces_url).export(spans)
-        adapter = build_encoded_span_exporter("http/protobuf", endpoint=traces_url)
+        adapter: Any = build_encoded_span_exporter("http/protobuf", endpoint=traces_url)
         assert adapter.export_encoded(encoded_spans(spans), len(spans))
         HttpLogExporter(endpoint=logs_url).export(sdk_logs())
         logs = build_encoded_log_exporter("http/protobuf", endpoint=logs_url)
         assert logs.export_encoded(encoded_logs(), 2)
+        assert adapter.export(spans).name == "SUCCESS"  # plain SDK batches still go through
 
-        (p0, h0, _), (p1, h1, _), (p2, h2, _), (p3, h3, _) = http_sink.posts
-        assert (p0, p1, p2, p3) == ("/v1/traces", "/v1/traces", "/v1/logs", "/v1/logs")
-        assert ExportTraceServiceRequest.FromString(
-            http_sink.body(1)
-        ) == ExportTraceServiceRequest.FromString(http_sink.body(0))
-        assert ExportLogsServiceRequest.FromString(http_sink.body(3)) == ExportLogsServiceRequest.FromString(
-            http_sink.body(2)
-        )
-        assert (h1, h3) == (h0, h2)
+        paths = [path for path, _, _ in http_sink.posts]
+        assert paths == ["/v1/traces", "/v1/traces", "/v1/logs", "/v1/logs", "/v1/traces"]
+        traces = [ExportTraceServiceRequest.FromString(http_sink.body(i)) for i in (0, 1, 4)]
+        assert traces[1] == traces[0] == traces[2]
+        logs_sent = [ExportLogsServiceRequest.FromString(http_sink.body(i)) for i in (2, 3)]
+        assert logs_sent[1] == logs_sent[0]
+        headers = [h for _, h, _ in http_sink.posts]
+        assert headers[1] == headers[0] == headers[4]
+        assert headers[3] == headers[2]
         adapter.shutdown()
         logs.shutdown()
 
