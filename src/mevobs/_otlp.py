@@ -238,14 +238,19 @@ class EncodeResult(NamedTuple):
 
 
 class _ScopeBatch:
-    """The records of one scope in the payload being built, and the length of their ScopeX message."""
+    """The records of one scope in the payload being built: field headers and bodies."""
 
-    __slots__ = ("fields", "length", "scope")
+    __slots__ = ("fields", "fixed", "scope")
 
     def __init__(self, scope: Scope, fixed: int) -> None:
         self.scope = scope
         self.fields: list[bytes] = []
-        self.length = fixed
+        self.fixed = fixed  # the scope's own fields
+
+    @property
+    def length(self) -> int:
+        """Length of the ScopeX message."""
+        return self.fixed + sum(map(len, self.fields))
 
 
 def _vsize(n: int) -> int:
@@ -309,6 +314,9 @@ class OtlpEncoder:
         current: list[_ScopeBatch] = []
         body = base  # the ResourceX message without its ScopeX field headers
         count = 0
+        # Headers (the request's, each scope's) take at most 6 bytes: below this size the
+        # payload surely fits, and only above it is the exact size worth working out.
+        sure = limit - 12
         for scope, records in groups:
             fixed = len(scope._field) + len(scope._schema)
             batch: _ScopeBatch | None = None
@@ -326,9 +334,7 @@ class OtlpEncoder:
                     head = b"\x12" + varint(n)
                 size = len(head) + n
                 grow = size if batch is not None else size + fixed
-                # Headers (the request's, each scope's) take at most 6 bytes: only near the
-                # limit is the exact size worth working out.
-                if body + grow + 6 * (len(current) + 2) > limit and _size(current, batch, grow, body) > limit:
+                if body + grow > sure and _size(current, batch, grow, body) > limit:
                     if _size([], None, size + fixed, base) > limit:
                         oversized += 1
                         continue
@@ -336,12 +342,14 @@ class OtlpEncoder:
                         payloads.append(self._payload(current, body, count))
                     current, body, count, batch = [], base, 0, None
                     grow = size + fixed
+                    sure = limit - 12
                 if batch is None:
                     batch = _ScopeBatch(scope, fixed)
                     current.append(batch)
-                batch.fields.append(head)
-                batch.fields.append(encoded)
-                batch.length += size
+                    add = batch.fields.append
+                    sure = limit - 6 * (len(current) + 2)
+                add(head)
+                add(encoded)
                 body += grow
                 count += 1
         if count:

@@ -191,15 +191,18 @@ class Counts:
         self.replaced_strings = 0
 
 
-# Codes for the per-key prefix cache: a non-negative code is a string value's byte length.
-_KEY = -100
-_DOUBLE = -12
-_TRUE = -13
-_FALSE = -14
-# Every string length below this gets its prefix cached per key; longer ones (stack traces,
-# messages) only while the key has fewer than _MAX_ENTRIES prefixes: a failure site repeats its length.
-_CACHED_STR_LEN = 128
-_MAX_ENTRIES = 200
+# Slots of a key's prefix cache (a list: indexing it is cheaper than a dict lookup).
+# Slots 0-127: string values by byte length; then ints by varint length, and the rest.
+_INT = 128  # + varint length (1-10)
+_DOUBLE = 139
+_TRUE = 140
+_FALSE = 141
+_KEY = 142  # the KeyValue.key field
+_LONG = 143  # dict: string values of 128 bytes or more, by length
+_SLOTS = 144
+# Long strings (stack traces, messages) get their prefix cached for this many lengths per
+# key: a failure site repeats its length; past that they are computed each time.
+_MAX_LONG = 64
 # Keys whose prefixes are cached; past this the cache starts over (bounded memory for any key set).
 _MAX_KEYS = 512
 
@@ -218,7 +221,7 @@ class AttrCodec:
 
     def __init__(self, field_number: int, counts: Counts) -> None:
         self._tag = varint(field_number << 3 | 2)
-        self._cache: dict[str, dict[int, bytes]] = {}
+        self._cache: dict[str, list[Any]] = {}
         self._counts = counts
 
     def encode(self, attrs: Mapping[str, AttrValue], out: list[bytes]) -> int:
@@ -236,10 +239,9 @@ class AttrCodec:
                 if t is str:
                     vb = v.encode()
                     n = len(vb)
-                    p = ent.get(n)
+                    p = ent[n] if n < 0x80 else ent[_LONG].get(n)
                     if p is None:
-                        code = n if n < _CACHED_STR_LEN or len(ent) < _MAX_ENTRIES else None
-                        p = self._prefix(ent, code, b"\x0a" + varint(n), n)
+                        p = self._str_prefix(ent, n)
                     ap(p)
                     ap(vb)
                 elif t is int:
@@ -254,23 +256,23 @@ class AttrCodec:
                         vv = bytes((v & 0x7F | 0x80, v >> 7 & 0x7F | 0x80, v >> 14 & 0x7F | 0x80, v >> 21))
                     else:
                         vv = int64(v)
-                    code = -1 - len(vv)
-                    p = ent.get(code)
+                    slot = _INT + len(vv)
+                    p = ent[slot]
                     if p is None:
-                        p = self._prefix(ent, code, b"\x18", len(vv))
+                        p = self._prefix(ent, slot, b"\x18", len(vv))
                     ap(p)
                     ap(vv)
                 elif t is float:
-                    p = ent.get(_DOUBLE)
+                    p = ent[_DOUBLE]
                     if p is None:
                         p = self._prefix(ent, _DOUBLE, b"\x21", 8)
                     ap(p)
                     ap(pack_d(v))
                 elif t is bool:
-                    code = _TRUE if v else _FALSE
-                    p = ent.get(code)
+                    slot = _TRUE if v else _FALSE
+                    p = ent[slot]
                     if p is None:
-                        p = self._prefix(ent, code, b"\x10\x01" if v else b"\x10\x00", 0)
+                        p = self._prefix(ent, slot, b"\x10\x01" if v else b"\x10\x00", 0)
                     ap(p)
                 else:
                     ap(ld(self._tag, ent[_KEY] + ld(b"\x12", any_value(v))))
@@ -284,21 +286,30 @@ class AttrCodec:
         self._counts.dropped_values += bad_values
         return bad_keys
 
-    def _entry(self, key: str) -> dict[int, bytes]:
+    def _entry(self, key: str) -> list[Any]:
         if not key or not isinstance(key, str):
             raise InvalidValue("bad key")
         if len(self._cache) >= _MAX_KEYS:
             self._cache.clear()
-        kb = key.encode()
-        ent = {_KEY: ld(b"\x0a", kb)}
+        ent: list[Any] = [None] * _SLOTS
+        ent[_KEY] = ld(b"\x0a", key.encode())
+        ent[_LONG] = {}
         self._cache[key] = ent
         return ent
 
-    def _prefix(self, ent: dict[int, bytes], code: int | None, head: bytes, tail_len: int) -> bytes:
+    def _str_prefix(self, ent: list[Any], n: int) -> bytes:
+        if n < 0x80:
+            return self._prefix(ent, n, b"\x0a" + varint(n), n)
+        p = self._prefix(ent, None, b"\x0a" + varint(n), n)
+        if len(ent[_LONG]) < _MAX_LONG:
+            ent[_LONG][n] = p
+        return p
+
+    def _prefix(self, ent: list[Any], slot: int | None, head: bytes, tail_len: int) -> bytes:
         """Everything of one attribute field before its value's variable bytes (``tail_len`` of them)."""
         any_len = len(head) + tail_len
         kv = ent[_KEY] + b"\x12" + varint(any_len) + head
-        p = self._tag + varint(len(kv) + tail_len) + kv
-        if code is not None:
-            ent[code] = p
+        p: bytes = self._tag + varint(len(kv) + tail_len) + kv
+        if slot is not None:
+            ent[slot] = p
         return p
