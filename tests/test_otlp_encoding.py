@@ -673,9 +673,9 @@ _scalars = st.one_of(
 _values = st.recursive(
     _scalars,
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_text, inner, max_size=3)),
-    max_leaves=10,
+    max_leaves=6,
 )
-_maps = st.dictionaries(_text, _values, max_size=12)
+_maps = st.dictionaries(_text, _values, max_size=8)
 
 
 @pytest.fixture
@@ -690,7 +690,7 @@ def quiet_sdk_logging() -> Iterator[None]:
 
 @pytest.mark.usefixtures("quiet_sdk_logging")
 class TestRandomAttributes:
-    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(static=_maps, dynamic=_maps, event=_maps)
     def test_span_attributes(
         self, static: dict[str, Any], dynamic: dict[str, Any], event: dict[str, Any]
