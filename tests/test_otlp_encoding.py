@@ -630,9 +630,17 @@ class TestBatches:
         assert [p.record_count for p in result.payloads] == [2]  # the huge one does not cut the batch in two
 
     def test_a_record_that_cannot_be_encoded_is_counted_not_raised(self) -> None:
-        spans = [span(1, "ok"), span(2, "bad", trace_id=1 << 130), span(3, "bad", kind=-1), span(4, "ok")]
+        spans = [
+            span(1, "ok"),
+            span(2, "bad", trace_id=1 << 130),
+            span(3, "bad", kind=-1),
+            span(4, "bad", kind=200),
+            span(5, "bad", dropped_attributes_count=-1),
+            span(6, "bad", start=-1),
+            span(7, "ok"),
+        ]
         result = OtlpEncoder({}).encode_spans([(Scope("m"), spans)])
-        assert result.failed == 2
+        assert result.failed == 5
         assert result.payloads[0].record_count == 2
 
     @settings(max_examples=60, deadline=None)

@@ -391,6 +391,8 @@ class OtlpEncoder:
         if nf is None:
             nf = self._cached(self._names, b"\x2a", name)
         ap(nf)
+        if not 0 <= kind < 0x80:  # one varint byte, as packed here; OTLP kinds are 0-5
+            raise ValueError("span kind")
         ap(_KIND_TIMES(0x30, kind, 0x39, start, 0x41, end))
         if static is not None:
             dropped += static._bad_keys

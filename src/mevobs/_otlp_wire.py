@@ -43,8 +43,10 @@ class InvalidValue(ValueError):
 
 
 def varint(n: int) -> bytes:
-    """Base-128 varint of ``0 <= n < 2**64``; the short cases are unrolled because they are most values."""
-    if n < 0x80:
+    """Base-128 varint of ``0 <= n < 2**64``; the short cases are unrolled because they are most values.
+
+    A negative ``n`` raises ``ValueError`` (from ``bytes``) rather than encode garbage."""
+    if 0 <= n < 0x80:
         return _B1[n]
     if n < 0x4000:
         return bytes((n & 0x7F | 0x80, n >> 7))
