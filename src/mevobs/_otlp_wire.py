@@ -54,6 +54,8 @@ def varint(n: int) -> bytes:
         return bytes((n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14))
     if n < 0x10000000:
         return bytes((n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14 & 0x7F | 0x80, n >> 21))
+    if n >= _U64:
+        raise ValueError("varint wider than 64 bits")
     out = bytearray()
     while n >= 0x80:
         out.append(n & 0x7F | 0x80)
