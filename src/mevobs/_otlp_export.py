@@ -37,6 +37,7 @@ from mevobs._otlp_wire import ld
 __all__ = [
     "EncodedExportUnavailable",
     "EncodedExporter",
+    "OtlpProtocol",
     "build_encoded_log_exporter",
     "build_encoded_span_exporter",
 ]
@@ -44,6 +45,7 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 OtlpProtocol = Literal["grpc", "http/protobuf"]
+"""The ``OTEL_EXPORTER_OTLP_PROTOCOL`` values with an adapter (the SDK has no http/json exporter)."""
 
 
 @runtime_checkable
