@@ -20,7 +20,11 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mevobs"
 LAYERS: dict[str, int] = {}
 _LAYER_TABLE = (
     # 0: the contract and pure helpers (no global state, no OpenTelemetry SDK)
-    (0, "semconv _version _money _scrub _rpc_errors _protocols _cardinality _exporters"),
+    (
+        0,
+        "semconv _version _money _scrub _rpc_errors _protocols _cardinality _exporters "
+        "_otlp _otlp_wire _otlp_export",
+    ),
     # 1: the instruments built from the contract, and the one global state
     (1, "_instruments _slots _state"),
     # 2: the core: operations, their wrappers, emission, logs, observations
@@ -37,7 +41,7 @@ _LAYER_TABLE = (
         "guards._start guards._cli",
     ),
     # 4: the pipeline configure() builds, and the test kit
-    (4, "_settings _setup _pipeline _fastpath _outputs _collect _snapshot testing"),
+    (4, "_settings _setup _pipeline _fastpath _outputs _otlp_output _collect _snapshot testing"),
     # 5: the faces: the package front, the CLI, generators and the demo
     (
         5,

@@ -52,8 +52,8 @@ from mevobs._otlp import (
     Scope,
     SpanRecord,
     StaticAttributes,
-    record_from_readable,
 )
+from mevobs._otlp_output import record_from_readable
 
 RESOURCE: dict[str, Any] = {"service.name": "searcher", "deployment.environment": "test", "host.cpu.count": 4}
 SCHEMA = "https://opentelemetry.io/schemas/1.26.0"

@@ -59,32 +59,99 @@ def _env_timeout(signal: str) -> bool:
     )
 
 
-def _otlp_grpc(settings: Any) -> SignalExporters:
-    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+_PROTOCOLS = ("grpc", "http/protobuf")
 
-    return SignalExporters(
-        OTLPSpanExporter(**_otlp_kwargs(settings, "traces", "grpc")),
-        OTLPMetricExporter(max_export_batch_size=METRIC_BATCH, **_otlp_kwargs(settings, "metrics", "grpc")),
-        OTLPLogExporter(**_otlp_kwargs(settings, "logs", "grpc")),
-        "grpc",
+
+def signal_protocol(signal: str, default: str) -> str:
+    """The OTLP protocol of ``signal``: the per-signal variable, then the general one,
+    then ``default``. ``http/json`` (no SDK exporter speaks it) and unknown values are
+    refused with one warning naming the variable; OTLP over HTTP/protobuf is used for
+    http/json, the default otherwise."""
+    import os
+
+    for name in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = os.environ.get(name, "").strip().lower()
+        if not value:
+            continue
+        if value in _PROTOCOLS:
+            return value
+        fallback = "http/protobuf" if value == "http/json" else default
+        warn_once(f"{name}={value!r} is not supported (grpc or http/protobuf); using {fallback}")
+        return fallback
+    return default
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """One WARNING on the mevobs logger per distinct message and process."""
+    import logging
+
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logging.getLogger("mevobs").warning("mevobs: %s", message)
+
+
+def _exporter(signal: str, protocol: str, settings: Any) -> Any:
+    """The OTLP exporter of ``signal``: the SDK's, able to send pre-encoded payloads too
+    (``_otlp_export``); the plain SDK exporter where the adapter is unavailable."""
+    from mevobs._otlp_export import (
+        EncodedExportUnavailable,
+        build_encoded_log_exporter,
+        build_encoded_span_exporter,
     )
+
+    kwargs = _otlp_kwargs(settings, signal, protocol)
+    build = build_encoded_span_exporter if signal == "traces" else build_encoded_log_exporter
+    try:
+        return build(protocol, **kwargs)  # type: ignore[arg-type]
+    except EncodedExportUnavailable as exc:
+        warn_once(f"falling back to the SDK's OTLP encoding for {signal}: {exc}")
+    if protocol == "grpc":
+        if signal == "traces":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
+
+            return GrpcSpans(**kwargs)
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
+
+        return GrpcLogs(**kwargs)
+    if signal == "traces":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpans
+
+        return HttpSpans(**kwargs)
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogs
+
+    return HttpLogs(**kwargs)
+
+
+def _metric_exporter(protocol: str, settings: Any) -> Any:
+    kwargs = _otlp_kwargs(settings, "metrics", protocol)
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
+
+        return Grpc(max_export_batch_size=METRIC_BATCH, **kwargs)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
+
+    return Http(max_export_batch_size=METRIC_BATCH, **kwargs)
+
+
+def _otlp(settings: Any, default: str) -> SignalExporters:
+    protocols = {signal: signal_protocol(signal, default) for signal in SIGNALS}
+    return SignalExporters(
+        _exporter("traces", protocols["traces"], settings),
+        _metric_exporter(protocols["metrics"], settings),
+        _exporter("logs", protocols["logs"], settings),
+        protocols["traces"],
+    )
+
+
+def _otlp_grpc(settings: Any) -> SignalExporters:
+    return _otlp(settings, "grpc")
 
 
 def _otlp_http(settings: Any) -> SignalExporters:
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    return SignalExporters(
-        OTLPSpanExporter(**_otlp_kwargs(settings, "traces", "http/protobuf")),
-        OTLPMetricExporter(
-            max_export_batch_size=METRIC_BATCH, **_otlp_kwargs(settings, "metrics", "http/protobuf")
-        ),
-        OTLPLogExporter(**_otlp_kwargs(settings, "logs", "http/protobuf")),
-        "http/protobuf",
-    )
+    return _otlp(settings, "http/protobuf")
 
 
 def _console(settings: Any) -> SignalExporters:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from mevobs._otlp_wire import (
     AttrCodec,
@@ -46,10 +46,6 @@ from mevobs._otlp_wire import (
     varint,
 )
 
-if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import ReadableSpan
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "AttrValue",
@@ -62,7 +58,6 @@ __all__ = [
     "Scope",
     "SpanRecord",
     "StaticAttributes",
-    "record_from_readable",
 ]
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024 - 64 * 1024
@@ -538,66 +533,3 @@ class OtlpEncoder:
             cache.clear()
         cache[s] = field
         return field
-
-
-_scopes: dict[InstrumentationScope | None, Scope] = {}
-
-
-def record_from_readable(span: ReadableSpan) -> tuple[Scope, SpanRecord]:
-    """Convert a finished SDK span (from another instrumentation) into a record and its scope.
-
-    The span's resource is not carried: the encoder's resource applies, as mevobs
-    runs one tracer provider. Slower than building records directly; fine for the
-    occasional foreign span.
-    """
-    sdk_scope = span.instrumentation_scope
-    scope = _scopes.get(sdk_scope)
-    if scope is None:
-        if len(_scopes) >= 256:
-            _scopes.clear()
-        if sdk_scope is None:
-            scope = Scope("")
-        else:
-            scope = Scope(
-                sdk_scope.name, sdk_scope.version or "", sdk_scope.schema_url or "", sdk_scope.attributes
-            )
-        _scopes[sdk_scope] = scope
-    ctx = span.get_span_context()
-    if ctx is None:
-        raise ValueError("span has no span context")
-    parent = span.parent
-    status = span.status
-    trace_state = ",".join(f"{k}={v}" for k, v in ctx.trace_state.items()) if ctx.trace_state else ""
-    record = SpanRecord(
-        trace_id=ctx.trace_id,
-        span_id=ctx.span_id,
-        parent_span_id=parent.span_id if parent is not None else 0,
-        parent_is_remote=bool(parent is not None and parent.is_remote),
-        trace_flags=int(ctx.trace_flags),
-        trace_state=trace_state,
-        name=span.name,
-        kind=span.kind.value + 1,
-        start_ns=span.start_time or 0,
-        end_ns=span.end_time or 0,
-        static=None,
-        attributes=span.attributes or {},
-        events=[
-            EventRecord(e.name, e.timestamp, e.attributes or {}, e.dropped_attributes) for e in span.events
-        ],
-        status_code=status.status_code.value,
-        status_message=status.description or "",
-        dropped_attributes_count=span.dropped_attributes,
-        dropped_events_count=span.dropped_events,
-        links=[
-            LinkRecord(
-                link.context.trace_id,
-                link.context.span_id,
-                link.context.is_remote,
-                link.attributes or {},
-                link.dropped_attributes,
-            )
-            for link in span.links
-        ],
-        dropped_links_count=span.dropped_links,
-    )
-    return scope, record

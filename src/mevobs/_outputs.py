@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from mevobs._records import KIND_CLIENT, STATUS_ERROR, SpanFields
+from mevobs._records import KIND_CLIENT, STATUS_ERROR, SpanFields, clean_attributes
 from mevobs._state import STATE
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -79,7 +79,25 @@ class ReadableSpanOutput:
         self._batch.append(readable_span(span, self.resource, self.scope))
 
     def add_foreign(self, span: Any) -> None:
-        self._batch.append(span)
+        # Another instrumentation's attributes (db.statement...) pass the same boundary.
+        self._batch.append(
+            ReadableSpan(
+                name=span.name,
+                context=span.context,
+                parent=span.parent,
+                resource=span.resource,
+                attributes=clean_attributes(span.attributes or {}),
+                events=[
+                    Event(e.name, clean_attributes(e.attributes or {}), timestamp=e.timestamp) for e in span.events
+                ],
+                links=span.links,
+                kind=span.kind,
+                status=span.status,
+                start_time=span.start_time,
+                end_time=span.end_time,
+                instrumentation_scope=span.instrumentation_scope,
+            )
+        )
 
     def pending(self) -> int:
         return len(self._batch)

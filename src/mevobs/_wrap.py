@@ -57,6 +57,7 @@ class OperationSpec:
         "_opportunity",
         "_static_metric",
         "breaker",
+        "export_cache",
         "extract",
         "inspects_results",
         "is_rpc",
@@ -104,6 +105,8 @@ class OperationSpec:
         self._opportunity: dict[str, Any] = {}
         self._cache: dict[tuple[str, str | None], dict[str, Any]] = {}
         self._fast: dict[tuple[str, str | None], OpBundle] = {}
+        # What an exporter derives once from the static attributes (an encoding of them).
+        self.export_cache: Any = None
 
     def at(self, where: tuple[str, int, str]) -> OperationSpec:
         """A copy whose log records point at ``where`` (file, line, function name)."""

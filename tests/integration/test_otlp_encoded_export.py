@@ -37,8 +37,9 @@ from opentelemetry.trace import set_span_in_context as in_span
 from tests.integration.conftest import Rotel
 from tests.integration.otlp_sink import Sink
 
-from mevobs._otlp import LogRecordData, OtlpEncoder, Scope, SpanRecord, StaticAttributes, record_from_readable
+from mevobs._otlp import LogRecordData, OtlpEncoder, Scope, SpanRecord, StaticAttributes
 from mevobs._otlp_export import EncodedExporter, build_encoded_log_exporter, build_encoded_span_exporter
+from mevobs._otlp_output import record_from_readable
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,227 @@
+"""OTLP outputs of the fast pipeline: spans and log records encoded by hand.
+
+The worker hands converted records to these outputs; when a batch is cut they
+encode it with :class:`~mevobs._otlp.OtlpEncoder` (on the worker, never on a
+caller's thread) and return a send job for the sender thread, which passes the
+payloads through the SDK's own OTLP exporters (``_otlp_export``) so endpoint,
+headers, TLS, compression, timeout and retries still follow the SDK's settings.
+An operation's static attributes are encoded once and cached on its spec.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+
+from mevobs._logs import otel_fields
+from mevobs._otlp import (
+    EventRecord,
+    LinkRecord,
+    LogRecordData,
+    OtlpEncoder,
+    Scope,
+    SpanRecord,
+    StaticAttributes,
+)
+from mevobs._otlp_export import EncodedExporter
+from mevobs._outputs import SEVERITY
+from mevobs._records import SpanFields, clean_attributes
+from mevobs._state import STATE
+
+
+def _count_losses(result: Any) -> None:
+    if result.oversized:
+        STATE.dropped("export_failed", "record over the request size limit", result.oversized)
+    if result.failed:
+        STATE.dropped("export_failed", "record could not be encoded", result.failed)
+
+
+def _send_all(exporter: EncodedExporter, payloads: list[Any]) -> Callable[[], bool]:
+    def send() -> bool:
+        for payload in payloads:
+            if not exporter.export_encoded(payload.data, payload.record_count):
+                STATE.dropped("export_failed", type(exporter).__name__, payload.record_count)
+        return True  # losses are counted per payload above
+
+    return send
+
+
+class EncodedSpanOutput:
+    """Spans encoded as OTLP ``ExportTraceServiceRequest`` payloads."""
+
+    def __init__(
+        self, exporter: EncodedExporter, resource: Resource, scope_name: str, scope_version: str
+    ) -> None:
+        self.exporter = exporter
+        self.encoder = OtlpEncoder(dict(resource.attributes), resource.schema_url or "")
+        self.scope = Scope(scope_name, scope_version)
+        self._records: list[SpanRecord] = []
+        self._foreign: dict[Scope, list[SpanRecord]] = {}
+        self._count = 0
+
+    def add(self, span: SpanFields) -> None:
+        spec = span.spec
+        static = spec.export_cache
+        if type(static) is not StaticAttributes:
+            static = spec.export_cache = StaticAttributes(span.static)
+        self._records.append(
+            SpanRecord(
+                span.trace_id,
+                span.span_id,
+                span.parent_span_id,
+                span.parent_remote,
+                1,
+                "",
+                span.name,
+                span.kind,
+                span.start_ns,
+                span.end_ns,
+                static,
+                span.attributes,
+                span.events,
+                span.status_code,
+                span.status_message,
+            )
+        )
+        self._count += 1
+
+    def add_foreign(self, span: Any) -> None:
+        scope, record = record_from_readable(span)
+        # Another instrumentation's attributes (db.statement...) pass the same boundary.
+        record = record._replace(
+            attributes=clean_attributes(record.attributes),
+            events=[e._replace(attributes=clean_attributes(e.attributes)) for e in record.events],
+        )
+        self._foreign.setdefault(scope, []).append(record)
+        self._count += 1
+
+    def pending(self) -> int:
+        return self._count
+
+    def take(self) -> Callable[[], bool] | None:
+        if not self._count:
+            return None
+        groups: list[tuple[Scope, list[SpanRecord]]] = [(self.scope, self._records), *self._foreign.items()]
+        self._records, self._foreign, self._count = [], {}, 0
+        result = self.encoder.encode_spans(groups)
+        _count_losses(result)
+        return _send_all(self.exporter, result.payloads)
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+
+class EncodedLogOutput:
+    """Log records encoded as OTLP ``ExportLogsServiceRequest`` payloads."""
+
+    def __init__(
+        self,
+        exporter: EncodedExporter,
+        resource: Resource,
+        scope_name: str,
+        scope_version: str,
+        *,
+        scrub: bool,
+    ) -> None:
+        self.exporter = exporter
+        self.encoder = OtlpEncoder(dict(resource.attributes), resource.schema_url or "")
+        self.scope = Scope(scope_name, scope_version)
+        self.scrub = scrub
+        self._records: list[LogRecordData] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = otel_fields(record, self.scrub)
+        self._records.append(
+            LogRecordData(
+                fields.time_ns,
+                fields.time_ns,
+                int(SEVERITY.get(record.levelno, SEVERITY[logging.INFO]).value),
+                record.levelname,
+                fields.body,
+                None,
+                fields.attributes,
+                fields.trace_id,
+                fields.span_id,
+                1 if fields.trace_id else 0,
+            )
+        )
+
+    def pending(self) -> int:
+        return len(self._records)
+
+    def take(self) -> Callable[[], bool] | None:
+        if not self._records:
+            return None
+        records, self._records = self._records, []
+        result = self.encoder.encode_logs([(self.scope, records)])
+        _count_losses(result)
+        return _send_all(self.exporter, result.payloads)
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+
+_scopes: dict[Any, Scope] = {}
+
+
+def record_from_readable(span: Any) -> tuple[Scope, SpanRecord]:
+    """Convert a finished SDK span (from another instrumentation) into a record and its scope.
+
+    The span's resource is not carried: the encoder's resource applies, as mevobs
+    runs one tracer provider. Slower than building records directly; fine for the
+    occasional foreign span.
+    """
+    sdk_scope = span.instrumentation_scope
+    scope = _scopes.get(sdk_scope)
+    if scope is None:
+        if len(_scopes) >= 256:
+            _scopes.clear()
+        if sdk_scope is None:
+            scope = Scope("")
+        else:
+            scope = Scope(
+                sdk_scope.name, sdk_scope.version or "", sdk_scope.schema_url or "", sdk_scope.attributes
+            )
+        _scopes[sdk_scope] = scope
+    ctx = span.get_span_context()
+    if ctx is None:
+        raise ValueError("span has no span context")
+    parent = span.parent
+    status = span.status
+    trace_state = ",".join(f"{k}={v}" for k, v in ctx.trace_state.items()) if ctx.trace_state else ""
+    record = SpanRecord(
+        trace_id=ctx.trace_id,
+        span_id=ctx.span_id,
+        parent_span_id=parent.span_id if parent is not None else 0,
+        parent_is_remote=bool(parent is not None and parent.is_remote),
+        trace_flags=int(ctx.trace_flags),
+        trace_state=trace_state,
+        name=span.name,
+        kind=span.kind.value + 1,
+        start_ns=span.start_time or 0,
+        end_ns=span.end_time or 0,
+        static=None,
+        attributes=span.attributes or {},
+        events=[
+            EventRecord(e.name, e.timestamp, e.attributes or {}, e.dropped_attributes) for e in span.events
+        ],
+        status_code=status.status_code.value,
+        status_message=status.description or "",
+        dropped_attributes_count=span.dropped_attributes,
+        dropped_events_count=span.dropped_events,
+        links=[
+            LinkRecord(
+                link.context.trace_id,
+                link.context.span_id,
+                link.context.is_remote,
+                link.attributes or {},
+                link.dropped_attributes,
+            )
+            for link in span.links
+        ],
+        dropped_links_count=span.dropped_links,
+    )
+    return scope, record
