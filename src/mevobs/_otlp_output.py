@@ -93,7 +93,7 @@ class EncodedSpanOutput:
         # Another instrumentation's attributes (db.statement...) pass the same boundary.
         record = record._replace(
             attributes=clean_attributes(record.attributes),
-            events=[e._replace(attributes=clean_attributes(e.attributes)) for e in record.events],
+            events=[EventRecord(e[0], e[1], clean_attributes(e[2]), *e[3:]) for e in record.events],
         )
         self._foreign.setdefault(scope, []).append(record)
         self._count += 1

@@ -88,7 +88,8 @@ class ReadableSpanOutput:
                 resource=span.resource,
                 attributes=clean_attributes(span.attributes or {}),
                 events=[
-                    Event(e.name, clean_attributes(e.attributes or {}), timestamp=e.timestamp) for e in span.events
+                    Event(e.name, clean_attributes(e.attributes or {}), timestamp=e.timestamp)
+                    for e in span.events
                 ],
                 links=span.links,
                 kind=span.kind,
