@@ -106,6 +106,11 @@ class Detector(Protocol):
     ``configure(detectors=[...])`` adds its own). Detectors run one at a time under
     the monitor's lock, so their state needs no lock of its own; they must return
     quickly (no I/O) and bound the state they keep.
+
+    A detector may also declare ``wants``, the facts it needs among ``"rpc"`` (an
+    RPC call), ``"transaction"`` (gas, a transaction hash or ``to``) and ``"profit"``
+    (an expected profit): it is then called only with operations that carry one.
+    Without ``wants`` it sees every operation.
     """
 
     kind: str

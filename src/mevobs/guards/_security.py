@@ -212,6 +212,7 @@ class AbnormalGas:
     """Gas far from the robust baseline of its (operation, exchange, chain)."""
 
     kind = "abnormal_gas"
+    wants = ("transaction",)
 
     def __init__(self, s: SecuritySettings) -> None:
         self.sensitivity = s.gas_sensitivity
@@ -247,6 +248,7 @@ class UnexpectedContract:
     """A transaction to a contract outside the chain's allowlist (critical)."""
 
     kind = "unexpected_contract"
+    wants = ("transaction",)
 
     def __init__(self, allowlist: Mapping[str, Sequence[str]]) -> None:
         self.allowlist = {chain: frozenset(a.lower() for a in addrs) for chain, addrs in allowlist.items()}
@@ -274,6 +276,7 @@ class TxPattern:
     """A burst of transactions far above the chain's usual rate, or a streak of reverts."""
 
     kind = "tx_pattern"
+    wants = ("transaction",)
 
     def __init__(self, s: SecuritySettings, clock: Clock = time.monotonic) -> None:
         self.s = s
@@ -320,6 +323,7 @@ class RpcPattern:
     rate-limited calls to one provider."""
 
     kind = "rpc_pattern"
+    wants = ("rpc",)
 
     def __init__(self, s: SecuritySettings) -> None:
         self.s = s
@@ -360,6 +364,7 @@ class ProfitDeviation:
     """Realised profit far from what the bot expected before executing."""
 
     kind = "profit_deviation"
+    wants = ("profit",)
 
     def __init__(self, s: SecuritySettings) -> None:
         self.ratio = s.profit_deviation_ratio
@@ -402,9 +407,43 @@ def builtin_detectors(
     ]
 
 
+_RPC_BIT, _TX_BIT, _PROFIT_BIT = 1, 2, 4
+_FACTS = {"rpc": _RPC_BIT, "transaction": _TX_BIT, "profit": _PROFIT_BIT}
+
+
+def _wants(detector: Detector) -> int:
+    """The facts a detector declared it needs (``wants``); every operation if none."""
+    wants = getattr(detector, "wants", None)
+    if wants is None:
+        return -1
+    mask = 0
+    for fact in wants:
+        if fact not in _FACTS:
+            raise ValueError(f"detector {detector.kind!r} wants {fact!r}; known facts: {', '.join(_FACTS)}")
+        mask |= _FACTS[fact]
+    return mask
+
+
+def _facts(op: FinishedOperation) -> int:
+    """What an operation carries that detectors look at, as a bit mask."""
+    if op.kind == semconv.OPERATION_RPC:
+        return _RPC_BIT
+    mask = 0
+    if op.gas_used is not None or op.attribute(semconv.ATTR_TX_HASH) is not None:
+        mask = _TX_BIT
+    elif op.attribute(semconv.ATTR_TX_TO) is not None:
+        mask = _TX_BIT
+    if op.expected_profit_wei is not None:
+        mask |= _PROFIT_BIT
+    return mask
+
+
 class SecurityMonitor:
     """Runs a list of detectors on each finished operation (a ``STATE.hooks`` entry).
 
+    A detector is called only with operations that carry a fact it declared in
+    ``wants`` ("rpc", "transaction", "profit"), or with every operation when it
+    declares nothing, so a plain swap costs the built-in detectors nothing.
     Operations finish on many threads: the detectors run one at a time under one
     lock, and what they found is emitted after it is released (emitting may trip a
     breaker, whose listeners may run operations of their own). A detector that
@@ -427,6 +466,8 @@ class SecurityMonitor:
             else builtin_detectors(self.settings, contract_allowlist, clock=clock)
         )
         self.detectors: list[Detector] = [*base, *extra]
+        self._entries = [(detector, _wants(detector)) for detector in self.detectors]
+        self._always = [detector for detector, wants in self._entries if wants == -1]
         self._lock = threading.Lock()
 
     @property
@@ -435,9 +476,16 @@ class SecurityMonitor:
         return frozenset(d.kind for d in self.detectors)
 
     def __call__(self, op: FinishedOperation) -> None:
+        facts = _facts(op)
+        if facts:
+            chosen = [detector for detector, wants in self._entries if wants & facts]
+        elif self._always:
+            chosen = self._always
+        else:
+            return  # nothing any detector looks at: no lock, no work
         found: list[tuple[str, Finding]] = []
         with self._lock:
-            for detector in self.detectors:
+            for detector in chosen:
                 try:
                     for finding in detector(op):
                         found.append((detector.kind, finding))
