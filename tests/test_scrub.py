@@ -173,6 +173,13 @@ class TestStructure:
         for text in ("unexpected token: '}'", "missing key: amount", "KeyError: 'private_key'"):
             assert scrub_text(text) == text
 
+    def test_userinfo_without_a_scheme(self) -> None:
+        assert scrub_text("connect default:s3cretPw@redis:6379") == f"connect default:{REDACTED}@redis:6379"
+        assert (
+            scrub_text("clone git@github.com:org/repo.git for a@b.io")
+            == "clone git@github.com:org/repo.git for a@b.io"
+        )
+
     def test_url_parts(self) -> None:
         assert scrub_text("wss://u:p@x.io/ws/v3/0123456789abcdef0123456789abcdef?token=t&n=1#k") == (
             f"wss://{REDACTED}@x.io/ws/v3/{REDACTED}?token={REDACTED}&n=1#k"
@@ -218,6 +225,20 @@ class TestKeys:
         assert scrub_value("mev.gas.used", 21000) == 21000
         assert scrub_value("mev.ok", False) is False
         assert scrub_value("api_key", ["a", "b"]) == REDACTED
+
+    def test_other_objects_become_their_scrubbed_text(self) -> None:
+        """What a log formatter would print with str() is scrubbed first."""
+        assert (
+            scrub_value("mev.config", {"api_key": "abc123", "n": 1}) == f"{{'api_key': '{REDACTED}', 'n': 1}}"
+        )
+        assert scrub_value("mev.path", ["a", {"password": "x"}]) == ["a", f"{{'password': '{REDACTED}'}}"]
+        assert scrub_value("mev.note", None) is None
+
+        class Broken:
+            def __str__(self) -> str:
+                raise RuntimeError("no")
+
+        assert scrub_value("mev.note", Broken()) == REDACTED
 
 
 class TestTruncation:
@@ -294,9 +315,7 @@ class TestLinearTime:
     @pytest.mark.parametrize(("name", "make"), SHAPES, ids=[s[0] for s in SHAPES])
     def test_one_megabyte_is_fast(self, name: str, make: Callable[[int], str]) -> None:
         text = make(1_000_000)
-        start = time.perf_counter()
-        scrub_text(text)
-        assert time.perf_counter() - start < 0.050, name
+        assert _best_of(3, lambda: scrub_text(text)) < 0.050, name
 
     @pytest.mark.parametrize(("name", "make"), SHAPES, ids=[s[0] for s in SHAPES])
     def test_cost_grows_linearly_without_a_limit(self, name: str, make: Callable[[int], str]) -> None:

@@ -74,6 +74,11 @@ _URL = re.compile(r"/[^\s'\"<>()\[\]{}|\\^`,]*")
 # A whole path segment long enough to be a key.
 _SEGMENT = re.compile(r"(?<=/)[A-Za-z0-9_\-]{16,}(?=/|\Z)")
 _TOKEN_FULL = re.compile(r"[A-Za-z0-9_\-]+")
+# "user:password@host" without a scheme (log lines, DSN fragments); the password
+# stops at ":" so that each character is scanned by one attempt at most.
+_BARE_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9._~%+\-])[A-Za-z0-9._~%+\-]{0,64}:(?P<pw>[^\s@/:'\"<>()\[\]{},;]{1,128})@(?=[A-Za-z0-9\[])"
+)
 _HEX_FULL = re.compile(r"(?:0[xX])?[0-9a-fA-F]+")
 _QUERY_SPLIT = re.compile(r"([&;])")
 _URL_SECRET_PARAMS = frozenset(
@@ -194,17 +199,18 @@ def scrub_value(key: str, value: Any, *, keep: Collection[str] = _NO_KEEP, limit
     A secret key (:func:`is_secret_key`) redacts the whole value. Strings are
     scrubbed as text, except that 64-hex values under hash or id keys
     (``mev.tx.hash``, ``balancer.pool_id``) are kept; lists and tuples are
-    scrubbed element by element and keep their kind; numbers, bools and other
-    objects pass through unchanged.
+    scrubbed element by element and keep their kind; numbers, bools and None
+    pass through unchanged; any other object (a dict, bytes, a URL object)
+    becomes its scrubbed ``str()``, since that is what a log line would print.
     """
     cls = key_class(key)
     if cls == KEY_SECRET:
         return REDACTED
     if isinstance(value, str):
         return _scrub(value, keep, cls == KEY_PUBLIC_HEX, limit)[0]
-    if isinstance(value, (list, tuple)):
-        return _scrub_sequence(value, keep, cls == KEY_PUBLIC_HEX, limit)[0]
-    return value
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return scrub_value_checked(key, value, keep=keep, limit=limit)[0]
 
 
 def scrub_value_checked(
@@ -219,7 +225,9 @@ def scrub_value_checked(
         return _scrub(value, keep, hex_ok, limit)
     if isinstance(value, (list, tuple)):
         return _scrub_sequence(value, keep, hex_ok, limit)
-    return value, False
+    if value is None or isinstance(value, (bool, int, float)):
+        return value, False
+    return _scrub(_text_of(value), keep, hex_ok, limit)
 
 
 def looks_unbounded_label(value: str) -> bool:
@@ -277,6 +285,8 @@ def _apply(text: str, keep: Collection[str], hex_ok: bool) -> str:
         text = _MNEMONIC_RUN.sub(_mnemonic_repl, text)
     if "/" in text and (n >= 17 or "@" in text):  # a 16-character key segment, or userinfo
         text = _URL.sub(lambda m: _url_repl(m.group(0), keep, hex_ok), text)
+    if "@" in text and ":" in text:
+        text = _BARE_USERINFO.sub(lambda m: m.group(0)[: m.start("pw") - m.start()] + REDACTED + "@", text)
     if "-----BEGIN" in text:
         text = _PEM.sub(lambda m: m.group(0)[: m.group(0).index("-----", 5) + 5] + REDACTED + "\n", text)
     if "eyJ" in text:
@@ -509,18 +519,25 @@ def _looks_random(token: str) -> bool:
     return (has_lower and has_upper) or digit_runs >= 4
 
 
+def _text_of(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:  # a broken __str__ must not raise into the caller
+        return REDACTED
+
+
 def _scrub_sequence(
     value: list[Any] | tuple[Any, ...], keep: Collection[str], hex_ok: bool, limit: int
 ) -> tuple[Any, bool]:
     items: list[Any] = []
     truncated = False
     for item in value:
-        if isinstance(item, str):
-            text, cut = _scrub(item, keep, hex_ok, limit)
+        if item is None or isinstance(item, (bool, int, float)):
+            items.append(item)
+        else:
+            text, cut = _scrub(item if isinstance(item, str) else _text_of(item), keep, hex_ok, limit)
             items.append(text)
             truncated = truncated or cut
-        else:
-            items.append(item)
     _redact_word_elements(items)
     return (tuple(items) if isinstance(value, tuple) else items), truncated
 
