@@ -404,6 +404,7 @@ KEEPS: tuple[Keep, ...] = (
     Keep("tx-hash-key", key="mev.tx.hash", value=TX_HASH),
     Keep("block-hash-key", key="blockHash", value=BLOCK_HASH),
     Keep("pool-id-key", key="balancer.pool_id", value="0x" + _hex(64)),
+    Keep("v4-pool-id-as-address", key="mev.pool.address", value="0x" + _hex(64)),
     Keep("amount", key="mev.amount.in", value="1000000000000000000"),
     Keep("amount-max-uint", key="mev.amount.out", value=str(2**256 - 1)),
     Keep("decimal-text", text="amount_in=1500000000000000000 amount_out=2999.5 slippage=0.3%"),

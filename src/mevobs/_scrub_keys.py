@@ -26,7 +26,8 @@ and camelCase (``X-Api-Key`` -> x, api, key):
   private, seed or secret loses the exemption below, so a 64-hex value under
   ``signer_id`` is redacted as a possible private key.
 
-Keys whose 64-hex values are public (hashes, ids, topics, roots: ``mev.tx.hash``,
+Keys whose 64-hex values are public (hashes, ids, topics, roots, and addresses,
+since ``mev.pool.address`` may hold a 32-byte pool id: ``mev.tx.hash``,
 ``balancer.pool_id``) are classified separately, so a transaction hash is kept
 under its own key and redacted anywhere else.
 """
@@ -107,7 +108,12 @@ def _classify(key: str) -> int:
         return KEY_SECRET
     if any(p in _KEY_MATERIAL for p in parts):
         return KEY_PLAIN
-    if "hash" in joined or "topic" in joined or "root" in parts or parts[-1] in ("id", "ids"):
+    if (
+        "hash" in joined
+        or "topic" in joined
+        or "root" in parts
+        or parts[-1] in ("id", "ids", "address", "addr")
+    ):
         return KEY_PUBLIC_HEX
     return KEY_PLAIN
 
