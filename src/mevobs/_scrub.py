@@ -23,7 +23,14 @@ from collections.abc import Collection
 from importlib import resources
 from typing import Any
 
-from mevobs._scrub_keys import KEY_PUBLIC_HEX, KEY_SECRET, is_secret_key, key_class, pair_is_secret
+from mevobs._scrub_keys import (
+    KEY_CACHE,
+    KEY_PUBLIC_HEX,
+    KEY_SECRET,
+    is_secret_key,
+    key_class,
+    pair_is_secret,
+)
 
 REDACTED = "[REDACTED]"
 DEFAULT_LIMIT = 8192
@@ -203,7 +210,9 @@ def scrub_value(key: str, value: Any, *, keep: Collection[str] = _NO_KEEP, limit
     pass through unchanged; any other object (a dict, bytes, a URL object)
     becomes its scrubbed ``str()``, since that is what a log line would print.
     """
-    cls = key_class(key)
+    cls = KEY_CACHE.get(key)  # key_class() without the call, on the path every attribute takes
+    if cls is None:
+        cls = key_class(key)
     if cls == KEY_SECRET:
         return REDACTED
     if isinstance(value, str):
@@ -268,7 +277,7 @@ def _scrub(text: str, keep: Collection[str], hex_ok: bool, limit: int) -> tuple[
     if n <= limit:
         if text.isdigit():
             return text, False
-        if text[:2] in ("0x", "0X") and _HEX_FULL.fullmatch(text):
+        if text.startswith(("0x", "0X")) and _HEX_FULL.fullmatch(text):
             # One hex number: only a 32-byte one can be a key; addresses are public.
             kept = len(text) != 66 or hex_ok or _kept(text, keep)
             return (text if kept else REDACTED), False
@@ -291,11 +300,12 @@ def _apply(text: str, keep: Collection[str], hex_ok: bool) -> str:
         text = _PEM.sub(lambda m: m.group(0)[: m.group(0).index("-----", 5) + 5] + REDACTED + "\n", text)
     if "eyJ" in text:
         text = _JWT.sub(REDACTED, text)
-    if n >= 13:
+    if n >= 13 and _PREFIXED.search(text) is not None:  # search alone is half the cost of sub
         text = _PREFIXED.sub(REDACTED, text)
-    if "=" in text or ":" in text or ">" in text or " " in text or "\t" in text:
+    named = "=" in text or ":" in text or ">" in text
+    if named or " " in text or "\t" in text:
         lower = text.lower()
-        if ("=" in text or ":" in text or ">" in text) and any(w in lower for w in _STEMS):
+        if named and any(w in lower for w in _STEMS):
             text = _scrub_pairs(text)
         if "bearer" in lower or "basic" in lower or "digest" in lower:
             text = _AUTH_SCHEME.sub(_auth_repl, text)

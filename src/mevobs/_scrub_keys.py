@@ -118,7 +118,8 @@ def _classify(key: str) -> int:
     return KEY_PLAIN
 
 
-_CACHE: dict[str, int] = {}
+KEY_CACHE: dict[str, int] = {}
+"""Memo of :func:`key_class` (read directly by ``scrub_value``; written only here)."""
 _CACHE_SIZE = 4096
 
 
@@ -129,11 +130,11 @@ def key_class(key: str) -> int:
     nearly every call (a dict lookup is half the cost of ``lru_cache`` here);
     once full, or for unusually long keys, keys are classified each time.
     """
-    cls = _CACHE.get(key)
+    cls = KEY_CACHE.get(key)
     if cls is None:
         cls = _classify(key)
-        if len(_CACHE) < _CACHE_SIZE and len(key) <= 128:
-            _CACHE[key] = cls
+        if len(KEY_CACHE) < _CACHE_SIZE and len(key) <= 128:
+            KEY_CACHE[key] = cls
     return cls
 
 
