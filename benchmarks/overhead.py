@@ -90,7 +90,9 @@ def _discard_row() -> None:
             pass
 
     _exporters.EXPORTERS["bench-discard"] = _exporters.ExporterRow(
-        "bench-discard", "benchmark: encode and drop", lambda s: _exporters.SignalExporters(Discard(), None, Discard())
+        "bench-discard",
+        "benchmark: encode and drop",
+        lambda s: _exporters.SignalExporters(Discard(), None, Discard()),
     )
 
 
@@ -172,7 +174,9 @@ def _hand_written(defaults: bool, collector: str | None) -> tuple[Any, Any]:
     duration = meter.create_histogram(
         "mev.operation.duration", unit="s", explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS)
     )
-    gas_used = meter.create_histogram("mev.gas.used", unit="{gas}", explicit_bucket_boundaries_advisory=list(GAS_BUCKETS))
+    gas_used = meter.create_histogram(
+        "mev.gas.used", unit="{gas}", explicit_bucket_boundaries_advisory=list(GAS_BUCKETS)
+    )
     gas_cost = meter.create_counter("mev.gas.cost", unit="ETH")
     logger = logging.getLogger("handwritten")
     logger.propagate = False
@@ -295,7 +299,10 @@ def run_latency(mode: str, calls: int, rate: int) -> dict[str, float]:
         samples.append(perf() - t0)
     flush()
     samples.sort()
-    return {q: samples[min(len(samples) - 1, int(len(samples) * float(q) / 100))] / 1000 for q in ("50", "99", "99.9")}
+    return {
+        q: samples[min(len(samples) - 1, int(len(samples) * float(q) / 100))] / 1000
+        for q in ("50", "99", "99.9")
+    }
 
 
 def _rotel() -> tuple[subprocess.Popen[bytes], str] | None:
@@ -310,8 +317,16 @@ def _rotel() -> tuple[subprocess.Popen[bytes], str] | None:
         port = sock.getsockname()[1]
     binary = Path(rotel.__file__).parent / "rotel-agent"
     proc = subprocess.Popen(
-        [str(binary), "start", "--otlp-grpc-endpoint", f"127.0.0.1:{port}", "--otlp-http-endpoint",
-         "127.0.0.1:0", "--exporter", "blackhole"],
+        [
+            str(binary),
+            "start",
+            "--otlp-grpc-endpoint",
+            f"127.0.0.1:{port}",
+            "--otlp-http-endpoint",
+            "127.0.0.1:0",
+            "--exporter",
+            "blackhole",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -333,7 +348,9 @@ def _child(args: list[str], stderr_file: Any) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported")
     parser.add_argument("--latency-calls", type=int, default=30_000)
@@ -374,7 +391,10 @@ def main() -> None:
 
 def _report(med: dict[str, float], latency: dict[str, list[dict[str, float]]], args: Any) -> None:
     bare = med.get("bare", 0.0)
-    print(f"python benchmarks/overhead.py --calls {args.calls} --rounds {args.rounds}  (medians, CPU ns per call)")
+    print(
+        f"python benchmarks/overhead.py --calls {args.calls} --rounds {args.rounds}"
+        "  (medians, CPU ns per call)"
+    )
     print(f"{'mode':<24}{'ns/call':>10}{'added vs bare':>15}")
     for mode, ns in med.items():
         print(f"{mode:<24}{ns:>10.0f}{ns - bare:>15.0f}")
@@ -385,17 +405,24 @@ def _report(med: dict[str, float], latency: dict[str, list[dict[str, float]]], a
     if "after-shutdown" in med:
         checks.append(("after shutdown adds", (med["after-shutdown"] - bare) / 1000, "us", 0.7))
     if "metrics-only" in med and "prometheus-client" in med:
-        checks.append(("metrics-only / prometheus-client", med["metrics-only"] / med["prometheus-client"], "x", 1.2))
+        checks.append(
+            ("metrics-only / prometheus-client", med["metrics-only"] / med["prometheus-client"], "x", 1.2)
+        )
     if "full" in med and "hand-written" in med:
         checks.append(("full / hand-written", med["full"] / med["hand-written"], "x", 0.35))
     if "defaults" in med and "hand-written-defaults" in med:
-        checks.append(("defaults / hand-written-defaults", med["defaults"] / med["hand-written-defaults"], "x", 0.45))
+        checks.append(
+            ("defaults / hand-written-defaults", med["defaults"] / med["hand-written-defaults"], "x", 0.45)
+        )
     for mode, runs in latency.items():
         if runs:
             p999 = statistics.median(r["99.9"] for r in runs)
             p99 = statistics.median(r["99"] for r in runs)
             p50 = statistics.median(r["50"] for r in runs)
-            print(f"latency {mode:<14} p50 {p50:7.1f} us   p99 {p99:7.1f} us   p99.9 {p999:7.1f} us  (10 000 calls/s paced)")
+            print(
+                f"latency {mode:<14} p50 {p50:7.1f} us   p99 {p99:7.1f} us   p99.9 {p999:7.1f} us"
+                "  (10 000 calls/s paced)"
+            )
             if mode == "full":
                 checks.append(("p99.9 of a full call", p999, "us", 100.0))
     print()

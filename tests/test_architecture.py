@@ -22,7 +22,7 @@ _LAYER_TABLE = (
     # 0: the contract and pure helpers (no global state, no OpenTelemetry SDK)
     (
         0,
-        "semconv _version _money _scrub _rpc_errors _protocols _cardinality _exporters "
+        "semconv _version _money _scrub _scrub_keys _rpc_errors _protocols _cardinality _exporters "
         "_otlp _otlp_wire _otlp_export",
     ),
     # 1: the instruments built from the contract, and the one global state

@@ -22,7 +22,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from mevobs import semconv
 from mevobs._records import MAX_MESSAGE, MAX_STACKTRACE, clean_attributes, truncate
 from mevobs._scrub import scrub_text
-from mevobs._state import STATE
+from mevobs._state import LOGGER, STATE
 
 _SEVERITY = {
     logging.DEBUG: SeverityNumber.DEBUG,
@@ -97,17 +97,54 @@ def _clean(record: logging.LogRecord, scrub: bool) -> tuple[str, dict[str, Any]]
     attrs: Mapping[str, Any] = getattr(record, "mevobs", None) or {}
     if getattr(record, "mevobs_clean", False) or not scrub:
         return message, dict(attrs)
-    return scrub_text(truncate(message, MAX_MESSAGE)), clean_attributes(attrs)
+    # ``mevobs_keep``: 64-hex digests the writer knows are public (tx hashes, audit heads).
+    keep: frozenset[str] = getattr(record, "mevobs_keep", frozenset())
+    message = scrub_text(truncate(message, MAX_MESSAGE), keep=keep, limit=MAX_MESSAGE + 64)
+    return message, clean_attributes(attrs, keep)
 
 
 def exception_text(record: logging.LogRecord, scrub: bool) -> str | None:
-    """The record's exception and stack trace, capped (innermost frames kept), scrubbed."""
+    """The record's exception and stack trace, capped (innermost frames kept), scrubbed.
+
+    Uses ``record.exc_text`` when the boundary filter already made it (stdlib
+    formatters read the same attribute, so every handler prints the scrubbed text).
+    """
+    if record.exc_text:
+        return record.exc_text
     if not record.exc_info or record.exc_info[0] is None:
         return None
     text = truncate(
         "".join(traceback.format_exception(*record.exc_info, limit=64)), MAX_STACKTRACE, keep_end=True
     )
-    return scrub_text(text) if scrub else text
+    return scrub_text(text, limit=MAX_STACKTRACE + 64) if scrub else text
+
+
+class BoundaryFilter(logging.Filter):
+    """The export boundary of every record on the ``mevobs`` logger, before any handler.
+
+    A logger filter runs before the handlers (the application's own included), so a
+    record's message, ``mevobs`` attributes and exception text reach every handler
+    already capped and scrubbed. Records the fast path built on its worker carry
+    cleaned attributes already (``mevobs_clean``); only their exception text is made
+    here. Records of other threads (security events, breaker transitions) are cleaned
+    on the thread that logs them: they are rare.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not STATE.scrub:
+            return True
+        if not getattr(record, "mevobs_clean", False):
+            message, attrs = _clean(record, True)
+            record.msg, record.args = message, None
+            if getattr(record, "mevobs", None) is not None:
+                record.mevobs = attrs
+            record.mevobs_clean = True
+        if record.exc_info and not record.exc_text:
+            record.exc_text = exception_text(record, True)
+        return True
+
+
+BOUNDARY = BoundaryFilter()
 
 
 class JsonFormatter(logging.Formatter):
@@ -155,7 +192,7 @@ class TextFormatter(logging.Formatter):
             parts.insert(0, f"trace_id={trace_id}")
         if parts:
             line = f"{line} [{' '.join(parts)}]"
-        return scrub_text(truncate(line, MAX_MESSAGE)) if self.scrub else line
+        return scrub_text(truncate(line, MAX_MESSAGE), limit=MAX_MESSAGE + 64) if self.scrub else line
 
 
 class LogFields(NamedTuple):
@@ -215,3 +252,4 @@ class OtelLogBridge(logging.Handler):
             )
         except Exception as exc:
             STATE.dropped("export_failed", f"log bridge: {type(exc).__name__}")
+LOGGER.addFilter(BOUNDARY)

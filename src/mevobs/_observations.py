@@ -17,7 +17,6 @@ from opentelemetry import trace
 from mevobs import semconv
 from mevobs._operation import CURRENT
 from mevobs._protocols import FinishedOperation
-from mevobs._scrub import scrub_value
 from mevobs._state import LOGGER, STATE, notify_security_listeners
 
 _SECURITY_KINDS = frozenset(semconv.SECURITY_KINDS)
@@ -149,9 +148,10 @@ def emit_security_event(
             return
         attrs: dict[str, Any] = {semconv.ATTR_SECURITY_KIND: kind}
         attrs.update({k: v for k, v in context.items() if isinstance(v, str) and v})
+        # Scrubbed at the export boundary, like every attribute (a str() of an object too).
         for key, value in details.items():
             if isinstance(value, (str, bool, int, float)):
-                attrs[key] = scrub_value(key, value) if STATE.scrub else value
+                attrs[key] = value
             elif value is not None:
                 attrs[key] = str(value)
         if STATE.live or STATE.check_live():

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import contextvars
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -27,8 +26,9 @@ from opentelemetry.trace import Span, SpanContext
 
 from mevobs import _fastcall, _money, semconv
 from mevobs._emission import emit
+from mevobs._records import exception_event
 from mevobs._rpc_errors import classify_rpc_error
-from mevobs._scrub import scrub_text, scrub_value
+from mevobs._scrub import scrub_value
 from mevobs._state import STATE
 
 if TYPE_CHECKING:
@@ -188,6 +188,11 @@ class Operation:
         if self._spec is None:
             return {}
         return {**self._spec.span_attrs, **self._attrs}
+
+    def _known_hashes(self) -> frozenset[str]:
+        """Hashes this operation recorded itself: public, never scrubbed as keys."""
+        tx = self._attrs.get(semconv.ATTR_TX_HASH)
+        return frozenset((tx,)) if isinstance(tx, str) else frozenset()
 
     def _record_point(
         self, spec: semconv.MetricSpec, value: float, extra: dict[str, str] | None = None
@@ -518,16 +523,8 @@ class Operation:
             return
         span = self._span
         if span is not None and span.is_recording():
-            message = scrub_text(str(exc)) if STATE.scrub else str(exc)
-            stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            span.add_event(
-                "exception",
-                {
-                    "exception.type": type(exc).__qualname__,
-                    "exception.message": message,
-                    "exception.stacktrace": scrub_text(stack) if STATE.scrub else stack,
-                },
-            )
+            name, time_ns, attrs = exception_event(exc, time.time_ns(), self._known_hashes())
+            span.add_event(name, attrs, time_ns)
 
     def _mark_result_failed(self, error_type: str) -> None:
         self._result_failed = True

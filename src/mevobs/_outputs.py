@@ -66,6 +66,28 @@ def readable_span(fields: SpanFields, resource: Resource, scope: Instrumentation
     )
 
 
+def scrubbed_span(span: ReadableSpan) -> ReadableSpan:
+    """A copy of an SDK span whose attributes and event attributes passed the export
+    boundary (``clean_attributes``): spans of other instrumentations (db.statement)
+    and every span of the API path."""
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=clean_attributes(span.attributes or {}),
+        events=[
+            Event(e.name, clean_attributes(e.attributes or {}), timestamp=e.timestamp) for e in span.events
+        ],
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
 class ReadableSpanOutput:
     """Spans for an SDK ``SpanExporter`` (console, in-memory, a user's own)."""
 
@@ -79,26 +101,7 @@ class ReadableSpanOutput:
         self._batch.append(readable_span(span, self.resource, self.scope))
 
     def add_foreign(self, span: Any) -> None:
-        # Another instrumentation's attributes (db.statement...) pass the same boundary.
-        self._batch.append(
-            ReadableSpan(
-                name=span.name,
-                context=span.context,
-                parent=span.parent,
-                resource=span.resource,
-                attributes=clean_attributes(span.attributes or {}),
-                events=[
-                    Event(e.name, clean_attributes(e.attributes or {}), timestamp=e.timestamp)
-                    for e in span.events
-                ],
-                links=span.links,
-                kind=span.kind,
-                status=span.status,
-                start_time=span.start_time,
-                end_time=span.end_time,
-                instrumentation_scope=span.instrumentation_scope,
-            )
-        )
+        self._batch.append(scrubbed_span(span))
 
     def pending(self) -> int:
         return len(self._batch)

@@ -41,7 +41,14 @@ from mevobs._exporters import EXPORTERS, SignalExporters
 from mevobs._fastcall import adopt_foreign
 from mevobs._fastpath import FastLogHandler, FastPipeline
 from mevobs._logs import JsonFormatter, OtelLogBridge, TextFormatter
-from mevobs._outputs import FormattedLogOutput, LineWriter, ReadableLogOutput, ReadableSpanOutput, log_target
+from mevobs._outputs import (
+    FormattedLogOutput,
+    LineWriter,
+    ReadableLogOutput,
+    ReadableSpanOutput,
+    log_target,
+    scrubbed_span,
+)
 from mevobs._settings import Settings
 from mevobs._slots import SlotInstruments, SlotTable
 from mevobs._state import STATE, Providers
@@ -235,15 +242,17 @@ def _exemplar_reader(table: SlotTable, registry: Any) -> MetricReader:
     return reader
 
 
-class CountingSpanExporter(SpanExporter):
-    """Counts the spans an exporter failed to send, then delegates (API path)."""
+class BoundarySpanExporter(SpanExporter):
+    """The API path's export boundary: scrubs every span (mevobs's and other
+    instrumentations') before the exporter sees it, and counts what it failed to send."""
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
-            result = self.inner.export(spans)
+            clean = [scrubbed_span(span) for span in spans] if STATE.scrub else spans
+            result = self.inner.export(clean)
         except Exception:
             result = SpanExportResult.FAILURE
         if result != SpanExportResult.SUCCESS:
@@ -299,7 +308,7 @@ def build_api(
     if exporters.spans is not None:
         tracer_provider.add_span_processor(
             BatchSpanProcessor(
-                CountingSpanExporter(exporters.spans),
+                BoundarySpanExporter(exporters.spans),
                 max_queue_size=settings.max_queue_size,
                 export_timeout_millis=timeout_ms,
             )

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mevobs import semconv
-from mevobs._scrub import scrub_text, scrub_value
+from mevobs._scrub import scrub_text, scrub_value_checked
 from mevobs._state import STATE
 
 if TYPE_CHECKING:
@@ -69,15 +69,12 @@ def truncate(text: str, limit: int, *, keep_end: bool = False) -> str:
 
 
 def clean_value(key: str, value: Any, keep: frozenset[str]) -> Any:
-    """One attribute value as it may leave the process (capped, then scrubbed)."""
-    if isinstance(value, str):
-        if len(value) > MAX_VALUE:
-            STATE.dropped("truncated", key)
-            value = truncate(value, MAX_VALUE)
-        return value if value in keep else scrub_value(key, value)
-    if isinstance(value, (list, tuple)):
-        return [clean_value(key, item, keep) for item in value]
-    return scrub_value(key, value)
+    """One attribute value as it may leave the process: capped at :data:`MAX_VALUE`
+    before any pattern runs, then scrubbed (lists element by element)."""
+    cleaned, truncated = scrub_value_checked(key, value, keep=keep, limit=MAX_VALUE)
+    if truncated:
+        STATE.dropped("truncated", key)
+    return cleaned
 
 
 def clean_attributes(attrs: Mapping[str, Any], keep: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -87,13 +84,9 @@ def clean_attributes(attrs: Mapping[str, Any], keep: frozenset[str] = frozenset(
     return {k: clean_value(k, v, keep) for k, v in attrs.items()}
 
 
-def _known_hashes(op: Operation) -> frozenset[str]:
-    """Hashes the operation recorded itself: public, never mistaken for a key."""
-    tx = op._attrs.get(semconv.ATTR_TX_HASH)
-    return frozenset((tx,)) if isinstance(tx, str) else frozenset()
-
-
-def exception_event(exc: BaseException, time_ns: int) -> tuple[str, int, dict[str, Any]]:
+def exception_event(
+    exc: BaseException, time_ns: int, keep: frozenset[str] = frozenset()
+) -> tuple[str, int, dict[str, Any]]:
     """The OpenTelemetry ``exception`` event: type, message and stack trace, capped
     before scrubbing (a 3 MB revert string costs the same as a short one)."""
     try:
@@ -106,7 +99,9 @@ def exception_event(exc: BaseException, time_ns: int) -> tuple[str, int, dict[st
         keep_end=True,
     )
     if STATE.scrub:
-        message, stack = scrub_text(message), scrub_text(stack)
+        # Both are capped above; the scrubber's own cap must not cut them again.
+        message = scrub_text(message, keep=keep, limit=MAX_MESSAGE + 64)
+        stack = scrub_text(stack, keep=keep, limit=MAX_STACKTRACE + 64)
     return (
         "exception",
         time_ns,
@@ -123,7 +118,8 @@ def span_fields(op: Operation) -> SpanFields:
     spec = op._spec
     assert spec is not None
     end_ns = op._wall_ns + op._duration_ns
-    attrs = clean_attributes(op._attrs, _known_hashes(op)) if op._attrs else {}
+    keep = op._known_hashes()
+    attrs = clean_attributes(op._attrs, keep) if op._attrs else {}
     outcome = op.outcome or semconv.OUTCOME_SUCCESS
     attrs[semconv.ATTR_OUTCOME] = outcome
     error_type = op._error_type
@@ -131,9 +127,9 @@ def span_fields(op: Operation) -> SpanFields:
         attrs[semconv.ATTR_ERROR_TYPE] = error_type
     events: list[tuple[str, int, dict[str, Any]]] = []
     for name, time_ns, event_attrs in op._events or ():
-        events.append((name, time_ns, clean_attributes(event_attrs)))
+        events.append((name, time_ns, clean_attributes(event_attrs, keep)))
     if op._exc is not None:
-        events.append(exception_event(op._exc, end_ns))
+        events.append(exception_event(op._exc, end_ns, keep))
     status, message = STATUS_UNSET, ""
     if outcome in _ERROR_OUTCOMES:
         status, message = STATUS_ERROR, _ERROR_OUTCOMES[outcome] or error_type or ""
@@ -163,7 +159,7 @@ def log_record(op: Operation, level: int) -> logging.LogRecord:
     ms = op._duration_ns / 1e6
     # Static attributes were cleaned when the wrapper was built, labels are bounded:
     # only what this call recorded is cleaned, and the formatters need not re-scrub.
-    dynamic = clean_attributes(op._attrs, _known_hashes(op)) if op._attrs else {}
+    dynamic = clean_attributes(op._attrs, op._known_hashes()) if op._attrs else {}
     attrs = {**spec.span_attrs, **dynamic, **(op._metric_attrs or {})}
     attrs[semconv.ATTR_DURATION_MS] = round(ms, 3)
     exc = op._exc if outcome == semconv.OUTCOME_FAILURE else None

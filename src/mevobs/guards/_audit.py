@@ -573,4 +573,6 @@ class AuditLog:
         self._ck_size += len(line)
         self._ck_n, self._ck_prev, self._ck_seq = sealed["n"], sealed["hash"], self._seq
         # The second copy: whatever ships the bot's logs off the machine ships this too.
-        LOGGER.info("audit checkpoint %s", line[:-1].decode())
+        # Its hashes and MAC are public digests, not keys: the scrubber must keep them.
+        public = frozenset(str(v) for k, v in sealed.items() if k in ("hash", "head", "prev", "mac"))
+        LOGGER.info("audit checkpoint %s", line[:-1].decode(), extra={"mevobs_keep": public})

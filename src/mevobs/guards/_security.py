@@ -429,9 +429,11 @@ def _facts(op: FinishedOperation) -> int:
     if op.kind == semconv.OPERATION_RPC:
         return _RPC_BIT
     mask = 0
-    if op.gas_used is not None or op.attribute(semconv.ATTR_TX_HASH) is not None:
-        mask = _TX_BIT
-    elif op.attribute(semconv.ATTR_TX_TO) is not None:
+    if (
+        op.gas_used is not None
+        or op.attribute(semconv.ATTR_TX_HASH) is not None
+        or op.attribute(semconv.ATTR_TX_TO) is not None
+    ):
         mask = _TX_BIT
     if op.expected_profit_wei is not None:
         mask |= _PROFIT_BIT
