@@ -26,12 +26,12 @@ _LAYER_TABLE = (
         "_otlp _otlp_wire _otlp_export",
     ),
     # 1: the instruments built from the contract, and the one global state
-    (1, "_instruments _slots _state"),
+    (1, "_instruments _slots _state _context"),
     # 2: the core: operations, their wrappers, emission, logs, observations
     (
         2,
-        "_operation _emission _logs _extract _results _wrap _factories _observations _fastcall _records "
-        "_logfile",
+        "_operation _recorders _emission _logs _extract _results _wrap _factories _observations "
+        "_fastcall _records _logfile",
     ),
     # 3: the runtime guards, which see the core through the protocols
     (

@@ -91,8 +91,13 @@ def resolve_outcome(op: Operation) -> str:
 def settle(op: Operation) -> str:
     """Settle a finished operation, on every path: outcome, PnL up the tree, then the
     hooks (detectors, audit) and its guard see it. Returns the outcome."""
-    outcome = resolve_outcome(op)
-    if has_pnl(op):
+    outcome = op.outcome
+    if outcome is None:
+        if op._explicit_outcome is None and op._tx_status is None and not op._result_failed:
+            outcome = op.outcome = semconv.OUTCOME_SUCCESS  # the common case, inline
+        else:
+            outcome = resolve_outcome(op)
+    if op._gas_cost_wei or op._child_gas_wei or op._gross_wei is not None or op._pending_pnl_wei is not None:
         settle_pnl(op, outcome)
     # Hooks and the guard see the settled operation before its span is ended or
     # handed to the worker, so a detector's event lands on this operation's span.
@@ -157,7 +162,7 @@ def emit(op: Operation, duration_ns: int, exc: BaseException | None) -> None:
 
 def derive_attributes(op: Operation) -> None:
     """Gas and profit figures for the span and the log, exact in wei."""
-    attrs = op._attrs
+    attrs = op._writable_attrs()
     if op._gas_used is not None:
         attrs[semconv.ATTR_GAS_COST_WEI] = str(op._gas_cost_wei)
         attrs[semconv.ATTR_GAS_COST_ETH] = _money.wei_to_eth(op._gas_cost_wei)

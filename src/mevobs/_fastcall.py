@@ -17,7 +17,6 @@ A dropped trace costs the worker nothing.
 
 from __future__ import annotations
 
-import logging
 import random
 import threading
 import time
@@ -27,10 +26,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from mevobs import _money, semconv
+from mevobs._context import CURRENT
 from mevobs._emission import LOG_LEVELS, derive_attributes, metric_attrs_of, settle
 from mevobs._slots import HistogramSlot, SlotTable, SumSlot
 from mevobs._state import LOGGER, STATE
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
     from mevobs._wrap import OperationSpec
 
 _MASK64 = (1 << 64) - 1
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _getrandbits = random.getrandbits
 _perf_ns = time.perf_counter_ns
 _time_ns = time.time_ns
@@ -67,24 +65,8 @@ class FastSink(Protocol):
     def export_early(self, ops: list[Any]) -> None: ...
 
 
-class FastSpan(NonRecordingSpan):
-    """The span a fast-path operation puts in the OpenTelemetry context.
-
-    Non-recording (the worker builds the real span later), with the operation's
-    own trace and span ids; its ``SpanContext`` is built only if something asks
-    (a child span, a log correlation), not on every call.
-    """
-
-    def __init__(self, trace_id: int, span_id: int) -> None:  # no super(): the context is lazy
-        self.trace_id = trace_id
-        self.span_id = span_id
-        self._context = None  # type: ignore[assignment]
-
-    def get_span_context(self) -> SpanContext:
-        ctx = self._context
-        if ctx is None:
-            ctx = self._context = SpanContext(self.trace_id, self.span_id, False, _SAMPLED)
-        return ctx
+OP_TYPE: Any = None
+"""The Operation class (registered by ``_operation``, which imports this module)."""
 
 
 # ------------------------------------------------------------ context access
@@ -96,7 +78,7 @@ _CURRENT_CONTEXT: Any = getattr(_runtime, "_current_context", None)
 _DIRECT = _CURRENT_CONTEXT is not None and type(_runtime).__name__ == "ContextVarsRuntimeContext"
 
 
-def _attach(span: FastSpan) -> Any:
+def _attach(span: Any) -> Any:
     if _DIRECT:
         current = _CURRENT_CONTEXT.get()
         ctx = Context(current)
@@ -126,49 +108,82 @@ def _current_span() -> Any:
 
 
 def start(op: Operation, sink: FastSink) -> None:
-    """Give ``op`` its ids and parent, attach its span context and start the clock."""
-    parent_op = op._parent
-    span = _current_span()
+    """Give ``op`` its ids and parent, make it current (mevobs's and OpenTelemetry's
+    context) and start the clock. Everything here is a few attribute stores."""
+    if _DIRECT:
+        current = _CURRENT_CONTEXT.get()
+        span = current.get(_SPAN_KEY)
+    else:
+        current = None
+        span = trace.get_current_span()
     span_id = _getrandbits(64) or 1
-    if type(span) is FastSpan:
-        trace_id = span.trace_id
-        op._parent_span_id = span.span_id
+    if type(span) is OP_TYPE:  # a mevobs operation of the fast path: its ids directly
+        trace_id = span._trace_id
+        op._parent_span_id = span._span_id
     elif span is not None and (sc := span.get_span_context()).is_valid:
         trace_id = sc.trace_id
         op._parent_span_id = sc.span_id
         op._parent_remote = sc.is_remote
     else:
         trace_id = _getrandbits(128) or 1
-    root = op
+    parent_op = op._parent
+    root = None
     if parent_op is not None and parent_op._sink is sink:
-        parent_root = parent_op._root
-        if parent_root is not None and parent_root._decided == PENDING:
-            root = parent_root
-    if root is op:
+        root = parent_op._root
+        if root is not None and root._decided != PENDING:
+            root = None
+    if root is None:
+        op._root = op
         op._pending = []
-    op._root = root
+    else:
+        op._root = root
     op._sink = sink
     op._trace_id = trace_id
     op._span_id = span_id
-    fast_span = FastSpan(trace_id, span_id)
-    op._span = fast_span
-    op._ctx_token = _attach(fast_span)
+    # The operation is itself the span in the OpenTelemetry context (non-recording,
+    # with its own ids): no second object per call.
+    if current is not None:
+        ctx = Context(current)
+        dict.__setitem__(ctx, _SPAN_KEY, op)  # Context forbids item assignment; a fresh copy
+        op._ctx_token = _CURRENT_CONTEXT.set(ctx)
+    else:
+        op._ctx_token = otel_context.attach(trace.set_span_in_context(op))
+    op._op_token = CURRENT.set(op)
     op._wall_ns = _time_ns()
     op._start_ns = _perf_ns()
 
 
 def activate(op: Operation) -> None:
     """Make ``op``'s span current again (a generator resumed)."""
-    span = op._span
-    if isinstance(span, FastSpan):
-        op._ctx_token = _attach(span)
+    op._ctx_token = _attach(op)
 
 
 def finish(op: Operation, sink: FastSink, exc: BaseException | None) -> None:
-    """Settle ``op``, add it to its metric slots and hand it to the tail sampler."""
+    """Settle ``op``, add it to its metric slots and hand it to the tail sampler.
+
+    Never raises into the host: a failure here is counted as dropped telemetry.
+    """
     duration = _perf_ns() - op._start_ns
     op._duration_ns = duration
-    op._deactivate()
+    token = op._op_token
+    if token is not None:  # else a generator already deactivated it
+        op._op_token = None
+        try:
+            CURRENT.reset(token)
+        except ValueError:  # reset from another context (a generator resumed elsewhere)
+            CURRENT.set(op._parent)
+        ctx_token = op._ctx_token
+        if ctx_token is not None:
+            op._ctx_token = None
+            detach(ctx_token)
+    op._done = True
+    try:
+        _settle_and_hand_over(op, sink, exc, duration)
+    except Exception as err:  # pragma: no cover - defensive: the host comes first
+        STATE.dropped("recorder_error", f"finish: {type(err).__name__}")
+
+
+def _settle_and_hand_over(op: Operation, sink: FastSink, exc: BaseException | None, duration: int) -> None:
     if exc is not None:
         op._fail(exc)
     outcome = settle(op)
@@ -177,12 +192,11 @@ def finish(op: Operation, sink: FastSink, exc: BaseException | None) -> None:
     attrs = metric_attrs_of(op, outcome)
     op._metric_attrs = attrs
     _record_slots(op, spec, sink, attrs, outcome, duration)
-    level = LOG_LEVELS.get(outcome, logging.INFO)
+    level = LOG_LEVELS[outcome]
     if LOGGER.isEnabledFor(level):
         sink.submit_log(op, level)
-    important = (
-        outcome in KEEP_OUTCOMES or op._keep or duration >= sink.slow_ns.get(spec.kind, sink.slow_ns[""])
-    )
+    slow = sink.slow_ns
+    important = outcome in KEEP_OUTCOMES or op._keep or duration >= slow.get(spec.kind, slow[""])
     root = op._root
     if root is op:
         with _TREE:
@@ -215,7 +229,9 @@ def _record_slots(
     op: Operation, spec: OperationSpec, sink: FastSink, attrs: dict[str, Any], outcome: str, duration: int
 ) -> None:
     """The operation's metric points, into slots resolved once per (spec, outcome, error)."""
-    bundle = spec.fast_bundle(sink.table, attrs, op._metric_extra is None, outcome, op._error_type)
+    bundle = spec._fast.get((outcome, op._error_type)) if op._metric_extra is None else None
+    if bundle is None:
+        bundle = spec.fast_bundle(sink.table, attrs, op._metric_extra is None, outcome, op._error_type)
     op._dur_index = bundle.duration.record(duration / 1e9)
     op._bundle = bundle
     if op._gas_used is None and not op._child_gas_wei and op.net_profit_wei is None and op._usd is None:
@@ -251,8 +267,6 @@ def _record_slots(
 def adopt_foreign(span: Any, sink: FastSink) -> bool:
     """An SDK span ended inside a fast-path operation of ``sink`` waits with that
     operation's trace for its tail decision. False when there is no such operation."""
-    from mevobs._operation import CURRENT
-
     op = CURRENT.get()
     if op is None or op._sink is not sink:
         return False

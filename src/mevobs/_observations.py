@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry import trace
 
 from mevobs import semconv
-from mevobs._operation import CURRENT
+from mevobs._context import CURRENT
 from mevobs._protocols import FinishedOperation
 from mevobs._state import LOGGER, STATE, notify_security_listeners
 

@@ -16,6 +16,15 @@ from typing import Any, Protocol
 AttrValue = str | bool | int | float | list[str] | list[bool] | list[int] | list[float]
 """A span or log attribute value, as OpenTelemetry accepts it."""
 
+FACT_RPC = 1
+"""The operation is an RPC call."""
+FACT_TRANSACTION = 2
+"""The operation carries a transaction: gas, a transaction hash or a ``to`` address."""
+FACT_PROFIT = 4
+"""The operation carries an expected profit (``record_profit(expected_wei=...)``)."""
+FACTS = {"rpc": FACT_RPC, "transaction": FACT_TRANSACTION, "profit": FACT_PROFIT}
+"""Fact names a detector may list in ``wants``, and their bits."""
+
 
 class FinishedOperation(Protocol):
     """A finished operation as hooks and detectors see it: its figures are settled
@@ -29,6 +38,10 @@ class FinishedOperation(Protocol):
 
     @property
     def error_type(self) -> str | None: ...
+
+    @property
+    def facts(self) -> int:
+        """``FACT_*`` bits: what the operation carries that detectors look at."""
 
     @property
     def is_root(self) -> bool: ...

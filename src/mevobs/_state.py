@@ -67,12 +67,29 @@ class State:
         self._tally_lock = threading.Lock()
         # The fast pipeline when configure() owns export (a _fastcall.FastSink), else None.
         self.fast: Any = None
+        self.lane: Any = None
+        self._set_lane()
         # What configure()/capture() plug in; run on every finished operation.
         self.hooks: list[Hook] = []
         # Called by record_exposure with the exact amount (the audit trail).
         self.exposure_hooks: list[ExposureHook] = []
         # Security event kinds beyond the built-in ones (kinds of user detectors).
         self.extra_security_kinds: frozenset[str] = frozenset()
+
+    def _set_lane(self) -> None:
+        """Which lane the wrappers take, read once per call (one attribute).
+
+        The fast pipeline itself when configure() owns export; :data:`LEAN_OWN` after
+        mevobs's own providers shut down; :data:`LEAN` while nothing is installed (the
+        wrappers then also check that no application installed providers since);
+        None for the general path (the application's providers, the API path).
+        """
+        if self.fast is not None:
+            self.lane = self.fast
+        elif self.live or not _FAST_GLOBALS_CHECK:
+            self.lane = None
+        else:
+            self.lane = LEAN_OWN if self.own_globals else LEAN
 
     def clear_plugins(self) -> None:
         """Forget what a configure() plugged in: hooks, exposure hooks, detector kinds."""
@@ -109,6 +126,7 @@ class State:
         self.live = providers is not None or self._globals_set()
         self.instruments = instruments if instruments is not None else Instruments(meter)
         self.fast = fast
+        self._set_lane()
         self.limiter = CardinalityLimiter(cap)
         self.generation += 1
 
@@ -147,6 +165,11 @@ class State:
         except Exception:  # pragma: no cover - a broken exporter must not reach the host
             pass
 
+
+LEAN: Any = object()
+"""Lane marker: nothing can receive telemetry yet (see ``State.lane``)."""
+LEAN_OWN: Any = object()
+"""Lane marker: mevobs's own global providers were shut down; nothing receives telemetry."""
 
 _otel_trace: Any = trace
 _otel_metrics: Any = importlib.import_module("opentelemetry.metrics._internal")

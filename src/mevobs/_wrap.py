@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
@@ -20,13 +21,15 @@ from urllib.parse import urlsplit
 import wrapt
 from opentelemetry.trace import SpanKind
 
-from mevobs import semconv
+from mevobs import _fastcall, semconv
+from mevobs._context import CURRENT
 from mevobs._extract import extract_result
-from mevobs._operation import CURRENT, Operation, _valid_attr_value
-from mevobs._protocols import Guard
+from mevobs._operation import Operation, new_operation
+from mevobs._protocols import FACT_RPC, FACT_TRANSACTION, Guard
+from mevobs._recorders import _valid_attr_value
 from mevobs._scrub import scrub_text, scrub_value
 from mevobs._slots import OpBundle, SlotTable
-from mevobs._state import STATE
+from mevobs._state import LEAN, LEAN_OWN, LOGGER, STATE, _otel_metrics, _otel_trace
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,6 +62,7 @@ class OperationSpec:
         "breaker",
         "export_cache",
         "extract",
+        "facts",
         "inspects_results",
         "is_rpc",
         "kind",
@@ -91,6 +95,10 @@ class OperationSpec:
         self.span_kind = SpanKind[semconv.SPAN_KIND_RPC] if self.is_rpc else SpanKind.INTERNAL
         self._static_metric = {semconv.ATTR_OPERATION: kind, **metric_attrs}
         self.span_attrs = {**span_attrs, **self._static_metric}
+        # What every call of this spec carries (see Operation.facts).
+        self.facts = (FACT_RPC if self.is_rpc else 0) | (
+            FACT_TRANSACTION if semconv.ATTR_TX_TO in self.span_attrs else 0
+        )
         self.extract = extract
         self.record_error_if = record_error_if
         # Results are looked at only when something can use them.
@@ -180,7 +188,7 @@ def _begin(spec: OperationSpec) -> Operation:
     breaker = spec.breaker
     if breaker is not None:
         breaker.before_call()
-    op = Operation(spec, CURRENT.get())
+    op = new_operation(spec, CURRENT.get())
     op._start()
     return op
 
@@ -229,19 +237,102 @@ class OperationWrapper:
         return cast("Callable[P, R]", wrapt.FunctionWrapper(func, wrapper))
 
     def _sync_closure(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        # The hot path, with everything it reads bound once. Three lanes, chosen by one
+        # attribute of the state: lean (nothing receives telemetry), fast (configure()
+        # owns the pipeline) and the general one. A guarded spec always takes the last.
         call = self._sync_call
+        spec = self._spec
+        if spec.breaker is not None:
+
+            @functools.wraps(func)
+            def guarded(*args: Any, **kwargs: Any) -> Any:
+                return call(func, None, args, kwargs)
+
+            return guarded
+        state = STATE
+        new_object, op_type = object.__new__, Operation
+        get_current, set_current, reset_current = CURRENT.get, CURRENT.set, CURRENT.reset
+        perf = time.perf_counter_ns
+        fast_finish = _fastcall.finish
+        fast_start = _fastcall.start
+        trace_mod, metrics_mod = _otel_trace, _otel_metrics
+        lean, lean_own = LEAN, LEAN_OWN
+        hooks = state.hooks  # the list object itself: configure() and capture() fill it in place
+        log_cache = LOGGER._cache  # type: ignore[attr-defined]  # stdlib clears it in place
+        log_enabled = LOGGER.isEnabledFor
+        inspects, plain = spec.inspects_results, spec.plain_results
+        success = semconv.OUTCOME_SUCCESS
 
         @functools.wraps(func)
         def sync(*args: Any, **kwargs: Any) -> Any:
+            lane = state.lane
+            if lane is lean_own or (
+                lane is lean and trace_mod._TRACER_PROVIDER is None and metrics_mod._METER_PROVIDER is None
+            ):
+                op = new_object(op_type)  # new_operation(), inline: no __init__ frame
+                op._spec = spec
+                op._parent = get_current()
+                token = set_current(op)
+                start = perf()
+                try:
+                    result = func(*args, **kwargs)
+                except BaseException as exc:
+                    reset_current(token)
+                    op._end_lean(start, exc)
+                    raise
+                reset_current(token)
+                if inspects and type(result) not in plain:
+                    spec.after_result(op, result)
+                # Nothing recorded (the handle holds only its two slots), no hook, no INFO
+                # log (the logger's own cache, else its method): a plain success.
+                info = log_cache.get(20)
+                if info is None:
+                    info = log_enabled(20)
+                if info or hooks or op.__dict__:
+                    op._end_lean(start, None)
+                else:
+                    op.outcome = success
+                return result
+            if lane is not None and lane is not lean:
+                op = new_object(op_type)
+                op._spec = spec
+                op._parent = get_current()
+                fast_start(op, lane)
+                try:
+                    result = func(*args, **kwargs)
+                except BaseException as exc:
+                    fast_finish(op, lane, exc)
+                    raise
+                if inspects and type(result) not in plain:
+                    spec.after_result(op, result)
+                fast_finish(op, lane, None)
+                return result
             return call(func, None, args, kwargs)
 
         return sync
 
     def _async_closure(self, func: Callable[..., Any]) -> Callable[..., Any]:
         call = self._async_call
+        spec = self._spec
+        state = STATE
+        lean_ok = spec.breaker is None
+        fast_start, fast_finish = _fastcall.start, _fastcall.finish
 
         @functools.wraps(func)
         async def run(*args: Any, **kwargs: Any) -> Any:
+            sink = state.fast
+            if sink is not None and lean_ok:
+                op = new_operation(spec, CURRENT.get())
+                fast_start(op, sink)
+                try:
+                    result = await func(*args, **kwargs)
+                except BaseException as exc:
+                    fast_finish(op, sink, exc)
+                    raise
+                if spec.inspects_results and type(result) not in spec.plain_results:
+                    spec.after_result(op, result)
+                fast_finish(op, sink, None)
+                return result
             return await call(func, None, args, kwargs)
 
         return run

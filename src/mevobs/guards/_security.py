@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mevobs import semconv
 from mevobs._observations import emit_security_event
-from mevobs._protocols import Detector, Finding, FinishedOperation
+from mevobs._protocols import FACTS, Detector, Finding, FinishedOperation
 from mevobs._state import STATE
 
 Clock = Callable[[], float]
@@ -407,10 +407,6 @@ def builtin_detectors(
     ]
 
 
-_RPC_BIT, _TX_BIT, _PROFIT_BIT = 1, 2, 4
-_FACTS = {"rpc": _RPC_BIT, "transaction": _TX_BIT, "profit": _PROFIT_BIT}
-
-
 def _wants(detector: Detector) -> int:
     """The facts a detector declared it needs (``wants``); every operation if none."""
     wants = getattr(detector, "wants", None)
@@ -418,25 +414,9 @@ def _wants(detector: Detector) -> int:
         return -1
     mask = 0
     for fact in wants:
-        if fact not in _FACTS:
-            raise ValueError(f"detector {detector.kind!r} wants {fact!r}; known facts: {', '.join(_FACTS)}")
-        mask |= _FACTS[fact]
-    return mask
-
-
-def _facts(op: FinishedOperation) -> int:
-    """What an operation carries that detectors look at, as a bit mask."""
-    if op.kind == semconv.OPERATION_RPC:
-        return _RPC_BIT
-    mask = 0
-    if (
-        op.gas_used is not None
-        or op.attribute(semconv.ATTR_TX_HASH) is not None
-        or op.attribute(semconv.ATTR_TX_TO) is not None
-    ):
-        mask = _TX_BIT
-    if op.expected_profit_wei is not None:
-        mask |= _PROFIT_BIT
+        if fact not in FACTS:
+            raise ValueError(f"detector {detector.kind!r} wants {fact!r}; known facts: {', '.join(FACTS)}")
+        mask |= FACTS[fact]
     return mask
 
 
@@ -478,7 +458,7 @@ class SecurityMonitor:
         return frozenset(d.kind for d in self.detectors)
 
     def __call__(self, op: FinishedOperation) -> None:
-        facts = _facts(op)
+        facts = op.facts
         if facts:
             chosen = [detector for detector, wants in self._entries if wants & facts]
         elif self._always:
