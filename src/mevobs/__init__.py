@@ -6,6 +6,8 @@ context managers below; call :func:`configure` once to export. Without
 record nothing and change nothing.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from mevobs import semconv
 from mevobs._factories import arbitrage, liquidity, operation, rpc, swap
 from mevobs._logs import JsonFormatter, TextFormatter
@@ -18,20 +20,63 @@ from mevobs._observations import (
 )
 from mevobs._operation import Operation, current_operation
 from mevobs._protocols import Detector, Finding, FinishedOperation, Guard, Hook
-from mevobs._results import ArbitrageResult, LiquidityResult, SwapResult
-from mevobs._settings import Settings
 from mevobs._setup import Telemetry, configure, shutdown
 from mevobs._state import dropped_counts
 from mevobs._version import __version__
 from mevobs._wrap import OperationWrapper
-from mevobs.guards._audit import AuditLog, VerifyResult
-from mevobs.guards._audit import verify_chain as verify_audit
-from mevobs.guards._audit_report import Report as AuditReport
-from mevobs.guards._audit_report import build_report as audit_report
-from mevobs.guards._breaker import BreakerStats, CircuitBreaker, CircuitOpenError, Transition
-from mevobs.guards._health import HealthServer, register_health_check, unregister_health_check
-from mevobs.guards._runtime import watch_event_loop
-from mevobs.guards._security import SecuritySettings
+
+if TYPE_CHECKING:
+    from mevobs._results import ArbitrageResult, LiquidityResult, SwapResult
+    from mevobs._settings import Settings
+    from mevobs.guards._audit import AuditLog, VerifyResult
+    from mevobs.guards._audit import verify_chain as verify_audit
+    from mevobs.guards._audit_report import Report as AuditReport
+    from mevobs.guards._audit_report import build_report as audit_report
+    from mevobs.guards._breaker import BreakerStats, CircuitBreaker, CircuitOpenError, Transition
+    from mevobs.guards._health import HealthServer, register_health_check, unregister_health_check
+    from mevobs.guards._runtime import watch_event_loop
+    from mevobs.guards._security import SecuritySettings
+
+# Names whose modules load on first use (PEP 562): pydantic for the settings and the
+# result models, and the runtime guards, so that ``import mevobs`` costs little more
+# than the OpenTelemetry API a decorated bot needs anyway (docs/performance.md).
+_LAZY: dict[str, tuple[str, str]] = {
+    "ArbitrageResult": ("mevobs._results", "ArbitrageResult"),
+    "LiquidityResult": ("mevobs._results", "LiquidityResult"),
+    "SwapResult": ("mevobs._results", "SwapResult"),
+    "Settings": ("mevobs._settings", "Settings"),
+    "SecuritySettings": ("mevobs.guards._security", "SecuritySettings"),
+    "AuditLog": ("mevobs.guards._audit", "AuditLog"),
+    "VerifyResult": ("mevobs.guards._audit", "VerifyResult"),
+    "verify_audit": ("mevobs.guards._audit", "verify_chain"),
+    "AuditReport": ("mevobs.guards._audit_report", "Report"),
+    "audit_report": ("mevobs.guards._audit_report", "build_report"),
+    "BreakerStats": ("mevobs.guards._breaker", "BreakerStats"),
+    "CircuitBreaker": ("mevobs.guards._breaker", "CircuitBreaker"),
+    "CircuitOpenError": ("mevobs.guards._breaker", "CircuitOpenError"),
+    "Transition": ("mevobs.guards._breaker", "Transition"),
+    "HealthServer": ("mevobs.guards._health", "HealthServer"),
+    "register_health_check": ("mevobs.guards._health", "register_health_check"),
+    "unregister_health_check": ("mevobs.guards._health", "unregister_health_check"),
+    "watch_event_loop": ("mevobs.guards._runtime", "watch_event_loop"),
+}
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above; a typo stays an error
+
+    def __getattr__(name: str) -> Any:
+        target = _LAZY.get(name)
+        if target is None:
+            raise AttributeError(f"module 'mevobs' has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(target[0]), target[1])
+        globals()[name] = value  # once loaded, an ordinary attribute
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "ArbitrageResult",
