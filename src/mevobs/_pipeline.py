@@ -75,6 +75,9 @@ class Built:
 
     def close(self) -> None:
         """Undo a build that will not be installed (configure() failed later)."""
+        if self.fast is not None:
+            with contextlib.suppress(Exception):
+                self.fast.shutdown(1.0)
         for close in reversed(self.closers):
             with contextlib.suppress(Exception):
                 close()
@@ -221,7 +224,8 @@ def build_fast(
         slow_by_kind=settings.slow_threshold_by_kind,
         max_queue=settings.max_queue_size,
     )
-    built.closers.append(lambda: pipeline.shutdown(settings.export_timeout_seconds))
+    # Not a closer: Telemetry.shutdown() stops the pipeline itself, first (and once: a
+    # second shutdown of its exporters would print the SDK's "already shutdown").
     tracer_provider = TracerProvider(
         resource=resource,
         sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
