@@ -17,7 +17,6 @@ from typing import Any
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
 from tests.integration.otlp_sink import Sink, attrs
 
 SIGNAL_OF = {

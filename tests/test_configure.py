@@ -81,7 +81,7 @@ class TestSettings:
         from mevobs._settings import SettingsError
 
         clean_env.setenv("MEVOBS_RESOURCE_ATTRIBUTES", "no-equals-sign")
-        with pytest.raises(SettingsError, match="^MEVOBS_RESOURCE_ATTRIBUTES='no-equals-sign': "):
+        with pytest.raises(SettingsError, match=r"^MEVOBS_RESOURCE_ATTRIBUTES='no-equals-sign': "):
             Settings.load()
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.otlp_capture import GrpcCapture, HttpCapture
 
 import mevobs
 from mevobs._otel_env import ENV_VARIABLES, env_table_markdown, reset_warnings
-from tests.otlp_capture import GrpcCapture, HttpCapture
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "getting-started.md"
 SWAP, RPC = "swap uniswap_v2", "rpc eth_call"
@@ -327,8 +327,7 @@ ROWS: list[Row] = [
         ("OTEL_METRIC_EXPORT_TIMEOUT",),
         {**GRPC, "OTEL_METRIC_EXPORT_TIMEOUT": "1234"},
         lambda run: (
-            [r._export_timeout_millis for r in run.telemetry.meter_provider._metric_readers]
-            == [1234]
+            [r._export_timeout_millis for r in run.telemetry.meter_provider._metric_readers] == [1234]
         ),
     ),
 ]

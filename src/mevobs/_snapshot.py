@@ -86,7 +86,9 @@ def snapshot(spans: Sequence[Any], metrics: Any, logs: Sequence[Any]) -> dict[st
                     entry: dict[str, Any] = {"attributes": _attributes(point.attributes)}
                     if hasattr(point, "bucket_counts"):
                         buckets = [0] * len(point.bucket_counts) if timed else list(point.bucket_counts)
-                        entry.update(count=point.count, sum=0.0 if timed else point.sum, bucket_counts=buckets)
+                        entry.update(
+                            count=point.count, sum=0.0 if timed else point.sum, bucket_counts=buckets
+                        )
                     else:
                         entry["value"] = 0 if timed else point.value
                     points.append(entry)
