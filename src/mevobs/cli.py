@@ -114,14 +114,11 @@ def _settings_error(exc: Exception) -> str:
 
 
 def _environment_exporter(settings: Any) -> str | None:
-    """The exporter the environment chose (MEVOBS_EXPORTER or the OTEL_* variables), if any."""
-    from mevobs._otel_env import SIGNALS, otlp_configured
+    """The exporter the environment chose (MEVOBS_EXPORTER or an OTLP variable), if any.
+    ``OTEL_<SIGNAL>_EXPORTER`` variables apply on top of it, per signal, either way."""
+    from mevobs._otel_env import otlp_configured
 
-    chosen = (
-        os.environ.get("MEVOBS_EXPORTER")
-        or otlp_configured(os.environ)
-        or any(os.environ.get(f"OTEL_{signal.upper()}_EXPORTER") for signal in SIGNALS)
-    )
+    chosen = os.environ.get("MEVOBS_EXPORTER") or otlp_configured(os.environ)
     return str(settings.exporter) if chosen else None
 
 
