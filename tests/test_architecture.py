@@ -23,7 +23,7 @@ _LAYER_TABLE = (
     (
         0,
         "semconv _version _money _scrub _scrub_keys _rpc_errors _protocols _cardinality _exporters "
-        "_otlp _otlp_wire _otlp_export",
+        "_otlp _otlp_wire _otlp_export _otel_env",
     ),
     # 1: the instruments built from the contract, and the one global state
     (1, "_instruments _slots _state _context"),
@@ -41,7 +41,7 @@ _LAYER_TABLE = (
         "guards._start guards._cli",
     ),
     # 4: the pipeline configure() builds, and the test kit
-    (4, "_settings _setup _pipeline _fastpath _outputs _otlp_output _collect _snapshot testing"),
+    (4, "_settings _setup _globals _pipeline _fastpath _outputs _otlp_output _collect _snapshot testing"),
     # 5: the faces: the package front, the CLI, generators and the demo
     (
         5,

@@ -35,21 +35,30 @@ class TestSettings:
         assert (s.exporter, s.sample_ratio, s.log_format, s.enabled) == ("none", 1.0, "json", True)
 
     def test_keyword_beats_mevobs_env_beats_otel_env(self, clean_env: pytest.MonkeyPatch) -> None:
+        from mevobs._pipeline import resource_for
+
+        def service(**kwargs: object) -> object:
+            return resource_for(Settings.load(**kwargs)).attributes["service.name"]
+
         clean_env.setenv("OTEL_SERVICE_NAME", "from-otel")
-        assert Settings.load().service_name == "from-otel"
+        assert service() == "from-otel"
         clean_env.setenv("MEVOBS_SERVICE_NAME", "from-mevobs")
-        assert Settings.load().service_name == "from-mevobs"
-        assert Settings.load(service_name="from-kwarg").service_name == "from-kwarg"
+        assert service() == "from-mevobs"
+        assert service(service_name="from-kwarg") == "from-kwarg"
 
     def test_standard_otel_variables(self, clean_env: pytest.MonkeyPatch) -> None:
+        """OTEL_* values the SDK reads (endpoint, resource) are left to it; those mevobs
+        decides become settings, without counting as the user's explicit choice."""
         clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
         clean_env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
         clean_env.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=mev, region=eu")
+        clean_env.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
         clean_env.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
         s = Settings.load()
-        assert s.exporter == "otlp-http" and s.endpoint == "http://collector:4318"
-        assert s.resource_attributes == {"team": "mev", "region": "eu"}
+        assert s.exporter == "otlp-http" and s.endpoint is None
+        assert s.resource_attributes == {}
         assert s.sample_ratio == 0.25
+        assert s.model_fields_set == set()
         clean_env.setenv("OTEL_SDK_DISABLED", "true")
         assert Settings.load().enabled is False
 
@@ -68,9 +77,11 @@ class TestSettings:
             mevobs.configure(**kwargs)  # type: ignore[arg-type]
         assert field in str(info.value)
 
-    def test_invalid_env_value_names_the_field(self, clean_env: pytest.MonkeyPatch) -> None:
+    def test_invalid_env_value_names_the_variable(self, clean_env: pytest.MonkeyPatch) -> None:
+        from mevobs._settings import SettingsError
+
         clean_env.setenv("MEVOBS_RESOURCE_ATTRIBUTES", "no-equals-sign")
-        with pytest.raises(ValidationError, match="resource_attributes"):
+        with pytest.raises(SettingsError, match=r"^MEVOBS_RESOURCE_ATTRIBUTES='no-equals-sign': "):
             Settings.load()
 
 

@@ -45,3 +45,15 @@ def test_an_unknown_instrumentation_is_a_warning_not_an_error() -> None:
     with capture(instrument=["no-such-library"]) as captured:
         pass
     assert any("no-such-library" in e.message and e.level == "WARNING" for e in captured.logs)
+
+
+def test_a_missing_instrumentation_is_named_with_the_installed_family() -> None:
+    """The suggested install keeps one OpenTelemetry family: the contrib release of the
+    semantic-conventions version the SDK pinned, never an unpinned (newest) one."""
+    import importlib.metadata
+
+    family = importlib.metadata.version("opentelemetry-semantic-conventions")
+    with capture(instrument=["no-such-library"]) as captured:
+        pass
+    (message,) = [e.message for e in captured.logs if "no-such-library" in e.message]
+    assert f'pip install "opentelemetry-instrumentation-no-such-library=={family}"' in message

@@ -3,19 +3,22 @@
 Adding an exporter is adding a row here; ``Settings`` validates names against
 the table and the CLI and the demo list its names. A builder returns the SDK
 exporters of each signal (any may be None); the SDK is imported inside the
-builders, so reading this table costs nothing. OTLP exporters are built without
-an endpoint, headers or timeout unless the user gave one to ``configure()``, so
-the SDK's own reading of the ``OTEL_EXPORTER_OTLP_*`` variables (general and
-per-signal) applies as its specification says.
+builders, so reading this table costs nothing. Each signal may use its own row
+(``traces_exporter``, ``metrics_exporter``, ``logs_exporter``, or the
+``OTEL_<SIGNAL>_EXPORTER`` variables): :func:`build_exporters` builds each row once
+for the signals that use it. OTLP exporters are built without an endpoint or
+headers unless the user gave them to ``configure()``, so the SDK's own reading of
+the ``OTEL_EXPORTER_OTLP_*`` variables (general and per-signal) applies as its
+specification says; only the timeout variables are read here (``_otel_env``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-SIGNALS = ("traces", "metrics", "logs")
+from mevobs._otel_env import SIGNALS, signal_protocol, timeout_seconds, warn_once
 
 
 @dataclass
@@ -30,67 +33,32 @@ class SignalExporters:
 
 @dataclass(frozen=True)
 class ExporterRow:
-    """One way out: ``pull`` rows serve metrics (Prometheus) instead of pushing them."""
+    """One way out: ``pull`` rows serve metrics (Prometheus) instead of pushing them.
+
+    ``build(settings, signals)`` builds the exporters of the named signals only.
+    """
 
     name: str
     description: str
-    build: Callable[[Any], SignalExporters]
+    build: Callable[[Any, Collection[str]], SignalExporters]
     pull: bool = False
+    signals: tuple[str, ...] = SIGNALS
 
 
 def _otlp_kwargs(settings: Any, signal: str, protocol: str) -> dict[str, Any]:
-    """Only what the user gave configure() explicitly; the SDK reads the environment."""
+    """Only what the user gave configure() explicitly; the SDK reads the environment.
+
+    The timeout is the exception: the specification gives ``OTEL_EXPORTER_OTLP_TIMEOUT``
+    in milliseconds and the Python SDK reads seconds, so mevobs reads it and passes seconds.
+    """
     kwargs: dict[str, Any] = {}
     explicit = settings.model_fields_set
     if settings.endpoint and "endpoint" in explicit:
         base = settings.endpoint.rstrip("/")
         kwargs["endpoint"] = base if protocol == "grpc" else f"{base}/v1/{signal}"
-    if "export_timeout_seconds" in explicit or not _env_timeout(signal):
-        kwargs["timeout"] = settings.export_timeout_seconds
+    from_env = None if "export_timeout_seconds" in explicit else timeout_seconds(signal)
+    kwargs["timeout"] = from_env if from_env is not None else settings.export_timeout_seconds
     return kwargs
-
-
-def _env_timeout(signal: str) -> bool:
-    import os
-
-    return bool(
-        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_TIMEOUT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")
-    )
-
-
-_PROTOCOLS = ("grpc", "http/protobuf")
-
-
-def signal_protocol(signal: str, default: str) -> str:
-    """The OTLP protocol of ``signal``: the per-signal variable, then the general one,
-    then ``default``. ``http/json`` (no SDK exporter speaks it) and unknown values are
-    refused with one warning naming the variable; OTLP over HTTP/protobuf is used for
-    http/json, the default otherwise."""
-    import os
-
-    for name in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
-        value = os.environ.get(name, "").strip().lower()
-        if not value:
-            continue
-        if value in _PROTOCOLS:
-            return value
-        fallback = "http/protobuf" if value == "http/json" else default
-        warn_once(f"{name}={value!r} is not supported (grpc or http/protobuf); using {fallback}")
-        return fallback
-    return default
-
-
-_WARNED: set[str] = set()
-
-
-def warn_once(message: str) -> None:
-    """One WARNING on the mevobs logger per distinct message and process."""
-    import logging
-
-    if message not in _WARNED:
-        _WARNED.add(message)
-        logging.getLogger("mevobs").warning("mevobs: %s", message)
 
 
 def _exporter(signal: str, protocol: str, settings: Any) -> Any:
@@ -136,37 +104,42 @@ def _metric_exporter(protocol: str, settings: Any) -> Any:
     return Http(max_export_batch_size=METRIC_BATCH, **kwargs)
 
 
-def _otlp(settings: Any, default: str) -> SignalExporters:
-    protocols = {signal: signal_protocol(signal, default) for signal in SIGNALS}
+def _otlp(settings: Any, signals: Collection[str], default: str) -> SignalExporters:
+    protocols = {signal: signal_protocol(signal, default) for signal in signals}
     return SignalExporters(
-        _exporter("traces", protocols["traces"], settings),
-        _metric_exporter(protocols["metrics"], settings),
-        _exporter("logs", protocols["logs"], settings),
-        protocols["traces"],
+        _exporter("traces", protocols["traces"], settings) if "traces" in signals else None,
+        _metric_exporter(protocols["metrics"], settings) if "metrics" in signals else None,
+        _exporter("logs", protocols["logs"], settings) if "logs" in signals else None,
+        protocols.get("traces", default),
     )
 
 
-def _otlp_grpc(settings: Any) -> SignalExporters:
-    return _otlp(settings, "grpc")
+def _otlp_grpc(settings: Any, signals: Collection[str]) -> SignalExporters:
+    return _otlp(settings, signals, "grpc")
 
 
-def _otlp_http(settings: Any) -> SignalExporters:
-    return _otlp(settings, "http/protobuf")
+def _otlp_http(settings: Any, signals: Collection[str]) -> SignalExporters:
+    return _otlp(settings, signals, "http/protobuf")
 
 
-def _console(settings: Any) -> SignalExporters:
+def _console(settings: Any, signals: Collection[str]) -> SignalExporters:
     from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
     from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
     # Log lines already print through the mevobs log destination; not twice.
-    return SignalExporters(ConsoleSpanExporter(), ConsoleMetricExporter(), None, "console")
+    return SignalExporters(
+        ConsoleSpanExporter() if "traces" in signals else None,
+        ConsoleMetricExporter() if "metrics" in signals else None,
+        None,
+        "console",
+    )
 
 
-def _prometheus(settings: Any) -> SignalExporters:
+def _prometheus(settings: Any, signals: Collection[str]) -> SignalExporters:
     return SignalExporters(protocol="prometheus")
 
 
-def _none(settings: Any) -> SignalExporters:
+def _none(settings: Any, signals: Collection[str]) -> SignalExporters:
     return SignalExporters()
 
 
@@ -184,8 +157,33 @@ EXPORTERS: dict[str, ExporterRow] = {
             "metrics served on metrics_host:metrics_port (needs the prometheus extra)",
             _prometheus,
             pull=True,
+            signals=("metrics",),
         ),
         ExporterRow("none", "nothing leaves the process (logs still go to log_destination)", _none),
     )
 }
 EXPORTER_NAMES: tuple[str, ...] = tuple(EXPORTERS)
+
+
+def row_of(settings: Any, signal: str) -> ExporterRow:
+    """The exporter row ``signal`` uses: its own setting, else the general ``exporter``."""
+    return EXPORTERS[getattr(settings, f"{signal}_exporter", None) or settings.exporter]
+
+
+def build_exporters(settings: Any) -> SignalExporters:
+    """The exporters of every signal, each from its row; a row that does not serve a
+    signal (``prometheus`` for spans) gives it none. Each row is built once."""
+    wanted: dict[str, list[str]] = {}
+    for signal in SIGNALS:
+        row = row_of(settings, signal)
+        if signal in row.signals:
+            wanted.setdefault(row.name, []).append(signal)
+    out = SignalExporters(protocol=row_of(settings, "traces").name)
+    for name, signals in wanted.items():
+        built = EXPORTERS[name].build(settings, signals)
+        out.spans = built.spans if "traces" in signals else out.spans
+        out.metrics = built.metrics if "metrics" in signals else out.metrics
+        out.logs = built.logs if "logs" in signals else out.logs
+        if "traces" in signals:
+            out.protocol = built.protocol
+    return out

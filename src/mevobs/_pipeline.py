@@ -37,7 +37,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from mevobs import semconv
 from mevobs._collect import ExemplarCollector, SlotCollection, attach_slots
-from mevobs._exporters import EXPORTERS, SignalExporters
+from mevobs._exporters import SignalExporters, build_exporters, row_of
 from mevobs._fastcall import adopt_foreign
 from mevobs._fastpath import FastLogHandler, FastPipeline
 from mevobs._logs import JsonFormatter, OtelLogBridge, TextFormatter
@@ -82,6 +82,9 @@ class Built:
 
     def close(self) -> None:
         """Undo a build that will not be installed (configure() failed later)."""
+        if self.fast is not None:
+            with contextlib.suppress(Exception):
+                self.fast.shutdown(1.0)
         for close in reversed(self.closers):
             with contextlib.suppress(Exception):
                 close()
@@ -127,8 +130,10 @@ def _prometheus(settings: Settings, reader_for: Callable[[Any], MetricReader], b
             "exporter='prometheus' needs the prometheus extra: pip install 'mevobs[prometheus]'"
         ) from exc
     # A registry of our own: no prometheus_client default process collectors beside
-    # OpenTelemetry's system metrics (each process metric once).
-    registry = CollectorRegistry(auto_describe=True)
+    # OpenTelemetry's system metrics (each process metric once). No auto_describe:
+    # it would collect from the reader before a MeterProvider owns it, which the SDK
+    # reports on stderr.
+    registry = CollectorRegistry(auto_describe=False)
     reader = reader_for(registry)
     server, thread = start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     built.metrics_port = int(server.server_address[1])
@@ -140,6 +145,21 @@ def _prometheus(settings: Settings, reader_for: Callable[[Any], MetricReader], b
 
     built.closers.append(close)
     return reader
+
+
+def _periodic_reader(settings: Settings, exporter: Any) -> MetricReader:
+    """The push reader; the SDK reads OTEL_METRIC_EXPORT_INTERVAL and _TIMEOUT (and
+    warns about a bad value) unless configure() was given the setting."""
+    explicit = settings.model_fields_set
+    interval: float | None = settings.export_interval_seconds * 1000
+    timeout: float | None = settings.export_timeout_seconds * 1000
+    if "export_interval_seconds" not in explicit and os.environ.get("OTEL_METRIC_EXPORT_INTERVAL"):
+        interval = None
+    if "export_timeout_seconds" not in explicit and os.environ.get("OTEL_METRIC_EXPORT_TIMEOUT"):
+        timeout = None
+    return PeriodicExportingMetricReader(
+        exporter, export_interval_millis=interval, export_timeout_millis=timeout
+    )
 
 
 class ForeignSpanProcessor(SpanProcessor):
@@ -175,7 +195,7 @@ def build_fast(
     """
     resource = resource_for(settings)
     if exporters is None:
-        exporters = EXPORTERS[settings.exporter].build(settings)
+        exporters = build_exporters(settings)
     table = SlotTable(
         settings.max_series_per_metric, on_overflow=lambda spec: STATE.dropped("series_cap", spec.name)
     )
@@ -185,16 +205,10 @@ def build_fast(
     readers: list[MetricReader] = []
     if metric_reader is not None:
         readers.append(metric_reader)
-    elif EXPORTERS[settings.exporter].pull:
+    elif row_of(settings, "metrics").pull:
         readers.append(_prometheus(settings, lambda registry: _exemplar_reader(table, registry), built))
     elif exporters.metrics is not None:
-        readers.append(
-            PeriodicExportingMetricReader(
-                exporters.metrics,
-                export_interval_millis=settings.export_interval_seconds * 1000,
-                export_timeout_millis=timeout_ms,
-            )
-        )
+        readers.append(_periodic_reader(settings, exporters.metrics))
     meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
     for reader in readers:
         attach_slots(reader, slots)
@@ -217,7 +231,8 @@ def build_fast(
         slow_by_kind=settings.slow_threshold_by_kind,
         max_queue=settings.max_queue_size,
     )
-    built.closers.append(lambda: pipeline.shutdown(settings.export_timeout_seconds))
+    # Not a closer: Telemetry.shutdown() stops the pipeline itself, first (and once: a
+    # second shutdown of its exporters would print the SDK's "already shutdown").
     tracer_provider = TracerProvider(
         resource=resource,
         sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
@@ -298,7 +313,7 @@ def build_api(
     """The API path: SDK providers with batch processors, as any instrumentation uses."""
     resource = resource_for(settings)
     if exporters is None:
-        exporters = EXPORTERS[settings.exporter].build(settings)
+        exporters = build_exporters(settings)
     timeout_ms = int(settings.export_timeout_seconds * 1000)
     built = Built(Providers(None, None, None), [])  # type: ignore[arg-type]
     sampler = extras.sampler or ParentBased(TraceIdRatioBased(settings.sample_ratio))
@@ -316,20 +331,14 @@ def build_api(
     readers: list[MetricReader] = []
     if metric_reader is not None:
         readers.append(metric_reader)
-    elif EXPORTERS[settings.exporter].pull:
+    elif row_of(settings, "metrics").pull:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
         readers.append(
             _prometheus(settings, lambda registry: PrometheusMetricReader(registry=registry), built)
         )
     elif exporters.metrics is not None:
-        readers.append(
-            PeriodicExportingMetricReader(
-                exporters.metrics,
-                export_interval_millis=settings.export_interval_seconds * 1000,
-                export_timeout_millis=timeout_ms,
-            )
-        )
+        readers.append(_periodic_reader(settings, exporters.metrics))
     meter_provider = MeterProvider(
         resource=resource, metric_readers=readers, views=list(extras.views), shutdown_on_exit=False
     )

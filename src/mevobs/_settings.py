@@ -1,8 +1,12 @@
 """Settings for ``configure()``: a pydantic model and its environment variables.
 
 Precedence: keyword arguments, then ``MEVOBS_*`` variables, then the standard
-``OTEL_*`` variables, then defaults. An invalid value raises
-``pydantic.ValidationError`` naming the field.
+``OTEL_*`` variables (``_otel_env``), then defaults. ``model_fields_set`` holds
+the first two only, so the pipeline can tell a value the user chose from one the
+environment or a default gave. An invalid keyword argument raises
+``pydantic.ValidationError`` naming the field; an invalid ``MEVOBS_*`` variable
+raises :class:`SettingsError` naming the variable; an invalid ``OTEL_*`` variable
+is a warning and is ignored, as the OpenTelemetry specification asks.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ import json
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import unquote
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from mevobs._exporters import EXPORTERS
 from mevobs._logfile import parse_interval
+from mevobs._otel_env import settings_from_env
 from mevobs.guards._security import SecuritySettings
 
 Environment = Literal["dev", "staging", "prod"]
@@ -36,6 +42,15 @@ class Settings(BaseModel):
         "none",
         description="Where telemetry goes: otlp (gRPC), otlp-http, console, prometheus "
         "(metrics, needs the prometheus extra) or none.",
+    )
+    traces_exporter: str | None = Field(
+        None, description="Exporter of spans when not the exporter above (OTEL_TRACES_EXPORTER)."
+    )
+    metrics_exporter: str | None = Field(
+        None, description="Exporter of metrics when not the exporter above (OTEL_METRICS_EXPORTER)."
+    )
+    logs_exporter: str | None = Field(
+        None, description="Exporter of log records when not the exporter above (OTEL_LOGS_EXPORTER)."
     )
     endpoint: str | None = Field(
         None, description="OTLP endpoint; default http://localhost:4317 (gRPC) or :4318 (HTTP)."
@@ -144,6 +159,15 @@ class Settings(BaseModel):
             raise ValueError(f"unknown exporter {value!r}; one of {', '.join(EXPORTERS)}")
         return value
 
+    @field_validator("traces_exporter", "metrics_exporter", "logs_exporter")
+    @classmethod
+    def _signal_exporter(cls, value: str | None, info: ValidationInfo) -> str | None:
+        signal = str(info.field_name).removesuffix("_exporter")
+        if value is not None and (value not in EXPORTERS or signal not in EXPORTERS[value].signals):
+            names = [name for name, row in EXPORTERS.items() if signal in row.signals]
+            raise ValueError(f"unknown {signal} exporter {value!r}; one of {', '.join(names)}")
+        return value
+
     @field_validator("log_rotate_interval", mode="before")
     @classmethod
     def _interval(cls, value: Any) -> Any:
@@ -172,13 +196,40 @@ class Settings(BaseModel):
     def load(cls, environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
         """Build settings from keyword arguments, then the environment, then defaults."""
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = _from_otel_env(env)
+        from_env: dict[str, str] = {}
+        values: dict[str, Any] = {}
         for name in cls.model_fields:
             raw = env.get(ENV_PREFIX + name.upper())
-            if raw is not None and raw != "":
+            if raw is not None and raw != "" and name not in overrides:
+                from_env[name] = raw
                 values[name] = _parse_env(name, raw)
         values.update(overrides)
-        return cls.model_validate(values)
+        otel = settings_from_env(env, values)
+        try:
+            settings = cls.model_validate({**otel, **values})
+        except ValidationError as exc:
+            raise _env_error(exc, from_env) from None
+        # What the OTEL_* variables gave is not the user's explicit choice.
+        settings.__pydantic_fields_set__.difference_update(otel.keys() - values.keys())
+        return settings
+
+
+class SettingsError(ValueError):
+    """A ``MEVOBS_*`` environment variable holds a value its setting refuses."""
+
+
+def _env_error(exc: ValidationError, from_env: Mapping[str, str]) -> Exception:
+    """A one-line error naming the variable when a ``MEVOBS_*`` value failed, else ``exc``."""
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if field in from_env:
+            where = ".".join(str(part) for part in error["loc"][1:])
+            message = error["msg"] + (f" (at {where})" if where else "")
+            more = len(exc.errors()) - 1
+            extra = f"; and {more} more error{'s' if more > 1 else ''}" if more else ""
+            variable = ENV_PREFIX + field.upper()
+            return SettingsError(f"{variable}={from_env[field]!r}: {message}{extra}")
+    return exc
 
 
 def _parse_env(name: str, raw: str) -> Any:
@@ -195,8 +246,8 @@ def _parse_env(name: str, raw: str) -> Any:
 
 
 def _parse_pairs(raw: str) -> dict[str, str] | str:
-    """``k=v,k2=v2`` (the OTEL_RESOURCE_ATTRIBUTES form); a malformed string is
-    returned as is so that validation names the field."""
+    """``k=v,k2=v2`` with percent-encoded values (the OTEL_RESOURCE_ATTRIBUTES form);
+    a malformed string is returned as is so that validation names the field."""
     pairs: dict[str, str] = {}
     for item in raw.split(","):
         if not item.strip():
@@ -204,24 +255,8 @@ def _parse_pairs(raw: str) -> dict[str, str] | str:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             return raw
-        pairs[key.strip()] = value.strip()
+        pairs[key.strip()] = unquote(value.strip())
     return pairs
 
 
-def _from_otel_env(env: Mapping[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if env.get("OTEL_SERVICE_NAME"):
-        values["service_name"] = env["OTEL_SERVICE_NAME"]
-    endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    protocol = env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-    if endpoint:
-        values["endpoint"] = endpoint
-    if endpoint or protocol:
-        values["exporter"] = "otlp-http" if (protocol or "grpc").startswith("http") else "otlp"
-    if env.get("OTEL_RESOURCE_ATTRIBUTES"):
-        values["resource_attributes"] = _parse_pairs(env["OTEL_RESOURCE_ATTRIBUTES"])
-    if env.get("OTEL_TRACES_SAMPLER_ARG"):
-        values["sample_ratio"] = env["OTEL_TRACES_SAMPLER_ARG"]
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        values["enabled"] = False
-    return values
+__all__ = ["Settings", "SettingsError"]

@@ -1,11 +1,17 @@
 """``configure()``: the only place outside the test kit that imports the OpenTelemetry SDK.
 
-It builds the pipeline :class:`Settings` ask for (``_pipeline``), starts the
-runtime guards, and only when every part is up installs it: handlers, state,
-global providers. A failure on the way stops what was started and leaves the
-process as it was. Shutting down is bounded by a deadline whatever the
+It starts the runtime guards that can fail (ports, files), builds the pipeline
+:class:`Settings` ask for (``_pipeline``), attaches the guards that need its
+providers, and only when every part is up installs it: handlers, state, global
+providers. A failure on the way stops what was started, restarts the previous
+configuration if there was one, and raises: the process is as it was. Global
+providers are switches (``_globals``) installed once and re-pointed by each
+configure() and shutdown(). Shutting down is bounded by a deadline whatever the
 collector does, and a process that exits without ``shutdown()`` flushes within
 the export timeout.
+
+Importing this module imports neither the SDK nor pydantic: both come with the
+first configure().
 """
 
 from __future__ import annotations
@@ -16,17 +22,19 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opentelemetry import _logs as otel_logs
 from opentelemetry import metrics, trace
 
 from mevobs._protocols import Detector
-from mevobs._settings import Settings
 from mevobs._state import LOGGER, STATE, Providers
-from mevobs.guards._audit import AuditLog
-from mevobs.guards._health import HealthServer
-from mevobs.guards._start import start_guards
+
+if TYPE_CHECKING:
+    from mevobs._globals import SwitchLoggerProvider, SwitchMeterProvider, SwitchTracerProvider
+    from mevobs._settings import Settings
+    from mevobs.guards._audit import AuditLog
+    from mevobs.guards._health import HealthServer
 
 _LOCK = threading.RLock()
 _ACTIVE: Telemetry | None = None
@@ -62,6 +70,8 @@ class Telemetry:
         self.audit: AuditLog | None = None
         #: The port the Prometheus endpoint is bound to (``metrics_port=0`` picks one), else None.
         self.metrics_port: int | None = None
+        # What configure() was asked for: restarted if a later configure() fails.
+        self._request: _Request | None = None
 
     @property
     def pipeline(self) -> str:
@@ -128,6 +138,7 @@ class Telemetry:
                 _ACTIVE = None
                 STATE.install(None)
                 STATE.clear_plugins()
+                _point_globals(None)
         deadline = time.monotonic() + timeout_seconds
         # Guards first, while the log handlers still export what they write on closing
         # (the audit trail's final checkpoint), then the pipeline, then the providers.
@@ -188,6 +199,14 @@ def _at_exit() -> None:
 atexit.register(_at_exit)
 
 
+class _Request(NamedTuple):
+    settings: Settings
+    detectors: Sequence[Detector]
+    span_processors: Sequence[Any]
+    views: Sequence[Any]
+    sampler: Any
+
+
 def configure(
     settings: Settings | None = None,
     /,
@@ -210,57 +229,100 @@ def configure(
     ``span_processors``, ``views`` and ``sampler`` (SDK objects) are added to the
     providers mevobs builds and select the API path (see docs/performance.md).
 
-    All or nothing: if any part fails to start (a busy port, an unknown
-    instrumentation), what was started is stopped, nothing global is changed and
-    the error is raised.
+    All or nothing: if any part fails to start (a busy port, an unreadable audit
+    key), what was started is stopped, the previous configuration (if any) is
+    started again, nothing else global is changed, and the error is raised.
+    Invalid keyword arguments raise ``pydantic.ValidationError``, an invalid
+    ``MEVOBS_*`` variable ``mevobs._settings.SettingsError`` (both ``ValueError``).
     """
     global _ACTIVE
-    resolved = settings if settings is not None else Settings.load(**kwargs)
+    if settings is None:
+        from mevobs._settings import Settings
+
+        settings = Settings.load(**kwargs)
+    request = _Request(settings, tuple(detectors), tuple(span_processors), tuple(views), sampler)
     with _LOCK:
-        if _ACTIVE is not None:
-            _ACTIVE.shutdown(resolved.export_timeout_seconds)
-        previous_level = LOGGER.level
-        if not resolved.enabled:
-            telemetry = Telemetry(resolved, None, [], [], previous_level)
-            _ACTIVE = telemetry
-            return telemetry
-
-        from mevobs import _pipeline  # the SDK is imported from here on
-
-        # When the application set providers of its own, mevobs keeps to the API path.
-        app_owned = not (resolved.install_global or STATE.own_globals or _globals_unset())
-        extras = _pipeline.Extras(span_processors, views, sampler, app_owned=app_owned)
-        built = _pipeline.build(resolved, extras)
+        previous = _ACTIVE
+        if previous is not None:
+            # Before building: system metrics and contrib instrumentations are process
+            # singletons, and the ports may be the same.
+            previous.shutdown(settings.export_timeout_seconds)
         try:
-            guards = start_guards(resolved, built.providers, detectors)
+            telemetry = _start(request)
         except BaseException:
-            built.close()
+            if previous is not None and previous._request is not None:
+                _restart(previous._request)
             raise
-        # Everything is up: from here on nothing can fail, and the process changes.
-        LOGGER.setLevel(resolved.log_level)
-        for handler in built.handlers:
-            LOGGER.addHandler(handler)
-        _install_globals(resolved, built.providers)
-        STATE.install(
-            built.providers, cap=resolved.cardinality_cap, instruments=built.instruments, fast=built.fast
-        )
-        STATE.scrub = resolved.scrub_secrets
-        STATE.hooks.extend(guards.hooks)
-        STATE.exposure_hooks.extend(guards.exposure_hooks)
-        STATE.extra_security_kinds = guards.security_kinds
-        telemetry = Telemetry(
-            resolved,
-            built.providers,
-            built.handlers,
-            built.closers,
-            previous_level,
-            built.fast,
-            guard_closers=guards.closers,
-        )
-        telemetry.health, telemetry.audit = guards.health, guards.audit
-        telemetry.metrics_port = built.metrics_port
         _ACTIVE = telemetry
         return telemetry
+
+
+def _restart(request: _Request) -> None:
+    """Start the configuration a failed configure() replaced, as it was."""
+    global _ACTIVE
+    try:
+        _ACTIVE = _start(request)
+    except Exception as exc:
+        LOGGER.warning(
+            "mevobs.configure() failed, and the previous configuration could not restart: %s: %s",
+            type(exc).__name__,
+            exc,
+        )
+
+
+def _start(request: _Request) -> Telemetry:
+    """Start everything ``request`` asks for and install it; on failure stop it all and raise."""
+    resolved = request.settings
+    previous_level = LOGGER.level
+    if not resolved.enabled:
+        telemetry = Telemetry(resolved, None, [], [], previous_level)
+        telemetry._request = request
+        return telemetry
+
+    from mevobs import _pipeline  # the SDK is imported from here on
+    from mevobs._otel_env import flush_warnings
+    from mevobs.guards._start import attach_guards, start_guards
+
+    # When the application set providers of its own, mevobs keeps to the API path.
+    app_owned = not (resolved.install_global or STATE.own_globals or _globals_unset())
+    extras = _pipeline.Extras(request.span_processors, request.views, request.sampler, app_owned=app_owned)
+    guards = start_guards(resolved, request.detectors)  # ports and files first: nothing else to undo
+    try:
+        built = _pipeline.build(resolved, extras)
+    except BaseException:
+        guards.stop()
+        raise
+    try:
+        attach_guards(guards, resolved, built.providers)
+    except BaseException:
+        built.close()
+        raise
+    # Everything is up: from here on nothing can fail, and the process changes.
+    LOGGER.setLevel(resolved.log_level)
+    for handler in built.handlers:
+        LOGGER.addHandler(handler)
+    _install_globals(resolved, built.providers)
+    STATE.install(
+        built.providers, cap=resolved.cardinality_cap, instruments=built.instruments, fast=built.fast
+    )
+    STATE.scrub = resolved.scrub_secrets
+    STATE.hooks.extend(guards.hooks)
+    STATE.exposure_hooks.extend(guards.exposure_hooks)
+    STATE.extra_security_kinds = guards.security_kinds
+    telemetry = Telemetry(
+        resolved,
+        built.providers,
+        built.handlers,
+        built.closers,
+        previous_level,
+        built.fast,
+        guard_closers=guards.closers,
+    )
+    telemetry.health, telemetry.audit = guards.health, guards.audit
+    telemetry.metrics_port = built.metrics_port
+    telemetry._request = request
+    flush_warnings()  # what the environment got wrong, now that a handler can show it
+    return telemetry
 
 
 def _globals_unset() -> bool:
@@ -270,25 +332,55 @@ def _globals_unset() -> bool:
     )
 
 
+class _Switches(NamedTuple):
+    """The global providers mevobs installed, once per process (see ``_globals``)."""
+
+    tracer: SwitchTracerProvider
+    meter: SwitchMeterProvider
+    logger: SwitchLoggerProvider
+
+
+_SWITCHES: list[_Switches] = []  # empty until the first configure() installs them
+
+
+def _point_globals(providers: Providers | None) -> None:
+    """Point mevobs's global switches at ``providers`` (None: no-op providers)."""
+    if not _SWITCHES:
+        return
+    switches = _SWITCHES[0]
+    if providers is None:
+        switches.tracer.switch(trace.NoOpTracerProvider())
+        switches.meter.switch(metrics.NoOpMeterProvider())
+        switches.logger.switch(otel_logs.NoOpLoggerProvider())
+    else:
+        switches.tracer.switch(providers.tracer_provider)
+        switches.meter.switch(providers.meter_provider)
+        switches.logger.switch(providers.logger_provider)
+
+
 def _install_globals(settings: Settings, providers: Providers) -> None:
-    if settings.install_global or _globals_unset():
+    if STATE.own_globals:
+        pass  # a reconfigure: the switches are in place, re-pointed below
+    elif settings.install_global or _globals_unset():
+        from mevobs._globals import SwitchLoggerProvider, SwitchMeterProvider, SwitchTracerProvider
+
+        switches = _Switches(SwitchTracerProvider(), SwitchMeterProvider(), SwitchLoggerProvider())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trace.set_tracer_provider(providers.tracer_provider)
-            metrics.set_meter_provider(providers.meter_provider)
-            otel_logs.set_logger_provider(providers.logger_provider)
+            trace.set_tracer_provider(switches.tracer)
+            metrics.set_meter_provider(switches.meter)
+            otel_logs.set_logger_provider(switches.logger)
+        _SWITCHES[:] = [switches]
         STATE.own_globals = True
-    elif STATE.own_globals:
-        # A reconfigure: the globals still name the first pipeline and cannot be replaced.
-        LOGGER.debug("mevobs.configure(): global providers were set by an earlier configure()")
     else:
         warnings.warn(
             "mevobs.configure(): the application already set global OpenTelemetry "
             "providers; mevobs exports its own telemetry through its own pipeline and "
             "leaves them in place (pass install_global=True to replace them).",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
+    _point_globals(providers)
 
 
 __all__ = ["Telemetry", "configure", "shutdown"]

@@ -1,13 +1,20 @@
-"""The ``mevobs`` command line: the demo, the alerting generators and the runtime-guard tools."""
+"""The ``mevobs`` command line: the demo, the alerting generators and the runtime-guard tools.
+
+One error path: a bad argument, a bad setting (named by its environment variable)
+or an unreadable file gives one line on stderr and exit code 2, never a usage
+dump or a traceback. Commands that judge something (``health``, ``audit verify``)
+use exit code 1 for "not ready" or "broken".
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from mevobs import _logs_cli as logs_cli
 from mevobs._version import __version__
@@ -49,7 +56,8 @@ _port_or_zero = _checked(int, lambda v: 0 <= v <= 65535, "must be between 0 and 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mevobs", description="mevobs: telemetry for MEV and DeFi bots.")
     parser.add_argument("--version", action="version", version=f"mevobs {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    # Not required=True: argparse's message would only say "required: command".
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     demo = sub.add_parser("demo", help="run a simulated arbitrage bot instrumented with mevobs")
     demo.add_argument("--duration", type=_positive_seconds, default=15.0, help="seconds to run (default 15)")
     demo.add_argument("--seed", type=int, default=1, help="random seed; same seed, same run (default 1)")
@@ -57,11 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--exporter",
         choices=EXPORTERS,
         default=None,
-        help="where telemetry goes (default prometheus, or otlp if OTEL_EXPORTER_OTLP_ENDPOINT is set)",
+        help="where telemetry goes (default: what MEVOBS_EXPORTER or the OTEL_* variables say, "
+        "else prometheus)",
     )
     demo.add_argument("--fail-rate", type=_rate, default=0.0, help="share of reverted transactions (0..1)")
     demo.add_argument(
-        "--metrics-port", type=_port, default=9464, help="Prometheus /metrics port on 127.0.0.1"
+        "--metrics-port",
+        type=_port,
+        default=None,
+        help="Prometheus /metrics port on 127.0.0.1 (default 9464, or OTEL_EXPORTER_PROMETHEUS_PORT)",
     )
     demo.add_argument(
         "--health-port",
@@ -85,58 +97,114 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    import os
+def _fail(message: str) -> NoReturn:
+    """The one error path: one line on stderr, exit code 2."""
+    sys.stderr.write(f"mevobs: error: {message}\n")
+    raise SystemExit(2)
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        exporter = args.exporter or (
-            "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "prometheus"
-        )
-        if exporter == "prometheus" and importlib.util.find_spec("opentelemetry.exporter.prometheus") is None:
-            parser.exit(2, "mevobs: error: the prometheus exporter needs: pip install 'mevobs[prometheus]'\n")
-        if exporter == "prometheus" and not _port_free(args.metrics_port):
-            parser.exit(
-                2, f"mevobs: error: port {args.metrics_port} on 127.0.0.1 is busy; pass --metrics-port\n"
-            )
-        if args.health_port and not _port_free(args.health_port):
-            parser.exit(
-                2, f"mevobs: error: port {args.health_port} on 127.0.0.1 is busy; pass --health-port\n"
-            )
-        import mevobs
-        from mevobs.demo import DemoOptions, run_demo
 
+def _settings_error(exc: Exception) -> str:
+    """One line from a settings error (pydantic's are several)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"{where}: {first['msg']}"
+    return str(exc)
+
+
+def _environment_exporter(settings: Any) -> str | None:
+    """The exporter the environment chose (MEVOBS_EXPORTER or an OTLP variable), if any.
+    ``OTEL_<SIGNAL>_EXPORTER`` variables apply on top of it, per signal, either way."""
+    from mevobs._otel_env import otlp_configured
+
+    chosen = os.environ.get("MEVOBS_EXPORTER") or otlp_configured(os.environ)
+    return str(settings.exporter) if chosen else None
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import logging
+
+    from pydantic import ValidationError
+
+    from mevobs._otel_env import ENV_LOGGER
+    from mevobs._settings import Settings, SettingsError
+
+    # What the environment gets wrong (an OTEL_* value ignored) is shown on the terminal.
+    shown = logging.StreamHandler(sys.stderr)
+    shown.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger(ENV_LOGGER).addHandler(shown)
+    try:
+        settings = Settings.load()  # every MEVOBS_* and OTEL_* variable, checked before anything starts
+    except (SettingsError, ValidationError) as exc:
+        _fail(_settings_error(exc))
+    exporter = args.exporter or _environment_exporter(settings) or "prometheus"
+    metrics_port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    pulls = exporter == "prometheus" or settings.metrics_exporter == "prometheus"
+    if pulls and importlib.util.find_spec("opentelemetry.exporter.prometheus") is None:
+        _fail("the prometheus exporter needs: pip install 'mevobs[prometheus]'")
+    if pulls and metrics_port and not _port_free(metrics_port):
+        _fail(f"port {metrics_port} on 127.0.0.1 is busy; pass --metrics-port")
+    if args.health_port and not _port_free(args.health_port):
+        _fail(f"port {args.health_port} on 127.0.0.1 is busy; pass --health-port")
+    import mevobs
+    from mevobs.demo import DemoOptions, run_demo
+
+    try:
         run_demo(
             DemoOptions(
                 duration=args.duration,
                 seed=args.seed,
                 exporter=exporter,
                 fail_rate=args.fail_rate,
-                metrics_port=args.metrics_port,
+                metrics_port=metrics_port,
                 log_stdout=args.log_stdout,
                 health_port=args.health_port,
             )
         )
+    except (SettingsError, ValidationError) as exc:
+        _fail(_settings_error(exc))
+    except OSError as exc:  # a port taken since the check, an unwritable audit or log file
+        _fail(f"{exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}")
+    finally:
         mevobs.shutdown(timeout_seconds=5)  # flush and stop the exporters before exiting
-        return 0
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        commands = ", ".join(_command_names(parser))
+        _fail(f"a command is required, one of: {commands} (mevobs COMMAND --help)")
+    if args.command == "demo":
+        return _demo(args)
     if args.command == logs_cli.COMMAND:
         return logs_cli.run(args)
     if args.command in guards_cli.COMMANDS:
         try:
             return guards_cli.run(args)
+        except guards_cli.UsageError as exc:
+            _fail(str(exc))
         except OSError as exc:
-            parser.exit(2, f"mevobs: error: {exc.filename or ''}: {exc.strerror or exc}\n")
+            _fail(f"{exc.filename or ''}: {exc.strerror or exc}")
     if args.command in alerts_cli.COMMANDS:
         from mevobs.alerts import AlertSettingsError
 
         try:
             return alerts_cli.run(args)
         except AlertSettingsError as exc:
-            parser.exit(2, f"mevobs: error: {exc}\n")
+            _fail(str(exc))
         except OSError as exc:
-            parser.exit(2, f"mevobs: error: cannot write {exc.filename or args.output}: {exc.strerror}\n")
-    return 2  # pragma: no cover - argparse requires a command
+            _fail(f"cannot write {exc.filename or args.output}: {exc.strerror}")
+    return 2  # pragma: no cover - argparse knows every command
+
+
+def _command_names(parser: argparse.ArgumentParser) -> list[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return []  # pragma: no cover
 
 
 if __name__ == "__main__":  # pragma: no cover

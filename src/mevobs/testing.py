@@ -152,7 +152,17 @@ class Captured:
         **short: Any,
     ) -> list[ReadableSpan]:
         """Spans matching every given criterion: name, span kind (``"CLIENT"``...),
-        outcome, and attributes (full or short names)."""
+        outcome, and attributes (full names, or the short forms of the module doc;
+        an unknown short form raises with the closest one)."""
+        for key in short:
+            if "." not in key and key not in SHORT_NAMES:
+                raise LookupError(
+                    f"unknown span filter {key!r}{_closest(key, [*SHORT_NAMES, 'kind', 'outcome'])}; "
+                    f"short forms: {', '.join(SHORT_NAMES)}; full names go in attributes={{...}}"
+                )
+        kinds = ("INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+        if kind is not None and kind.upper() not in kinds:
+            raise LookupError(f"unknown span kind {kind!r}{_closest(kind.upper(), kinds)}")
         wanted = _filters(attributes, short)
         if outcome is not None:
             wanted[semconv.ATTR_OUTCOME] = outcome
@@ -270,7 +280,8 @@ class Captured:
 
     def export(self) -> dict[str, Any]:
         """Spans, metrics and logs as plain dicts with deterministic ids, times and
-        durations (ids numbered in order of appearance, times zeroed), for snapshots."""
+        durations (ids numbered in order of appearance, timestamps left out,
+        durations zeroed, stack traces without file paths), for snapshot tests."""
         from mevobs._snapshot import snapshot
 
         self.flush()

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         _emit(write_alertmanager(_target(args.output), alert_settings), args.output)
     else:
         for path in write_dashboards(args.output, alert_settings):
-            print(f"wrote {path}")
+            print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

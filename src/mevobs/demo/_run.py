@@ -16,6 +16,7 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -134,6 +135,20 @@ def _register_checks(bot: Bot, breaker: mevobs.CircuitBreaker) -> list[str]:
     return names
 
 
+def _environment_names_service(env: Mapping[str, str]) -> bool:
+    """Whether the environment gives the service a name (then the demo's default yields)."""
+    if env.get("OTEL_SERVICE_NAME") or env.get("MEVOBS_SERVICE_NAME"):
+        return True
+    pairs = env.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    return any(item.partition("=")[0].strip() == "service.name" for item in pairs.split(","))
+
+
+def _service_name(telemetry: mevobs.Telemetry) -> str:
+    resource = getattr(telemetry.tracer_provider, "resource", None)
+    name = resource.attributes.get("service.name") if resource is not None else None
+    return str(name or telemetry.settings.service_name)
+
+
 def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> DemoResult:
     """Run the simulated bot with telemetry exported as the options say, and every
     runtime guard on: health endpoints, security detectors, the audit trail, system
@@ -141,7 +156,6 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
     log_path = options.log_path or Path.cwd() / f"mevobs-demo-{options.seed}.jsonl"
     audit_path = options.audit_path or log_path.with_name(log_path.stem + ".audit.jsonl")
     settings: dict[str, Any] = {
-        "service_name": "mevobs-demo",
         "log_destination": "stdout" if options.log_stdout else "none",
         "log_level": "INFO",
         "health_port": options.health_port,
@@ -150,12 +164,12 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
         "system_metrics": True,
         "contract_allowlist": {"ethereum": [ROUTER], "arbitrum": [ROUTER]},
     }
+    if not _environment_names_service(os.environ):
+        settings["service_name"] = "mevobs-demo"  # a default: OTEL_SERVICE_NAME and the like win
+    # The endpoint, protocol and headers are left to the OTEL_EXPORTER_OTLP_* variables.
+    settings["exporter"] = options.exporter
     if options.exporter == "prometheus":
-        settings.update(exporter="prometheus", metrics_port=options.metrics_port)
-    else:
-        settings.update(exporter=options.exporter)
-        if options.exporter in ("otlp", "otlp-http") and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-            settings["endpoint"] = os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        settings["metrics_port"] = options.metrics_port
     # The bot and its readiness checks exist before configure() starts the health server.
     rng = random.Random(options.seed)
     node = Node(
@@ -177,13 +191,13 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
         raise
     logger = logging.getLogger("mevobs")
     file_handler = logging.FileHandler(log_path, encoding="utf-8")
-    file_handler.setFormatter(mevobs.JsonFormatter("mevobs-demo"))
+    file_handler.setFormatter(mevobs.JsonFormatter(_service_name(telemetry)))
     tally = Tally()
     logger.addHandler(file_handler)
     logger.addHandler(tally)
     err.write(f"mevobs demo: seed {options.seed}, {options.blocks} blocks, exporter {options.exporter}\n")
-    if options.exporter == "prometheus":
-        err.write(f"metrics: http://127.0.0.1:{options.metrics_port}/metrics\n")
+    if telemetry.metrics_url is not None:
+        err.write(f"metrics: {telemetry.metrics_url}\n")
     err.write(f"logs: {log_path}\n")
     err.write(f"audit trail: {audit_path}\n")
     if telemetry.health is not None:

@@ -4,19 +4,46 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 
 COMMANDS = ("health", "audit")
 
 
+class UsageError(Exception):
+    """A bad argument found after parsing: the CLI prints it on one line, exit code 2."""
+
+
+def _url(text: str) -> str:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"not an http(s) URL: {text!r} (e.g. http://127.0.0.1:8080)")
+    return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     health = sub.add_parser("health", help="exit 0 when a HealthServer is ready, 1 otherwise")
-    health.add_argument("url", help="base URL of the HealthServer, e.g. http://127.0.0.1:8080")
+    health.add_argument("url", type=_url, help="base URL of the HealthServer, e.g. http://127.0.0.1:8080")
     health.add_argument("--token", help="bearer token, when the server requires one")
-    health.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
+    health.add_argument("--timeout", type=_seconds, default=10.0, help="seconds to wait for the answer")
     audit = sub.add_parser("audit", help="verify or report on an audit trail")
     actions = audit.add_subparsers(dest="action", required=True)
     verify = actions.add_parser(
@@ -58,15 +85,13 @@ def run(args: argparse.Namespace) -> int:
                 use_checkpoints=not args.no_checkpoints,
             )
         except ValueError as exc:  # a key that is too short
-            print(f"mevobs: error: {exc}", file=sys.stderr)
-            return 2
+            raise UsageError(str(exc)) from None
         print(result.message)
         return 0 if result.ok else 1
     try:
         text = report_text(args.paths, by=args.by, fmt=args.format)
     except AuditFormatError as exc:
-        print(f"mevobs: error: refusing {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"refusing {exc}") from None
     sys.stdout.write(text)
     return 0
 

@@ -55,9 +55,7 @@ def start_instrumentations(names: Iterable[str], tracer_provider: Any, meter_pro
     for name in names:
         entry = available.get(name)
         if entry is None:
-            LOGGER.warning(
-                "instrument=%r: not installed (pip install opentelemetry-instrumentation-%s)", name, name
-            )
+            LOGGER.warning("instrument=%r: not installed (%s)", name, install_line(name))
             continue
         try:
             instrumentor = entry.load()()
@@ -68,6 +66,21 @@ def start_instrumentations(names: Iterable[str], tracer_provider: Any, meter_pro
         except Exception as exc:
             LOGGER.warning("instrument=%r failed: %s: %s", name, type(exc).__name__, exc)
     return closers
+
+
+def install_line(name: str) -> str:
+    """The pip line for contrib instrumentation ``name`` of the installed OpenTelemetry family.
+
+    Contrib releases pin ``opentelemetry-semantic-conventions`` exactly, as the SDK does: the
+    one of the same version keeps the API and the SDK where they are (an unpinned install
+    may move ``opentelemetry-api`` away from the SDK's).
+    """
+    package = f"opentelemetry-instrumentation-{name}"
+    try:
+        version = importlib.metadata.version("opentelemetry-semantic-conventions")
+    except importlib.metadata.PackageNotFoundError:
+        return f"pip install {package}"
+    return f'pip install "{package}=={version}"'
 
 
 async def _watch(interval: float, generation: int | None) -> None:

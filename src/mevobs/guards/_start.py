@@ -47,18 +47,29 @@ def security_monitor(
     return SecurityMonitor(settings, allowlist, detectors=builtin, extra=detectors)
 
 
-def start_guards(settings: Any, providers: Providers, detectors: Sequence[Detector] = ()) -> Guards:
-    """Start every runtime guard the settings ask for; returns what to install and how to stop them."""
+def start_guards(settings: Any, detectors: Sequence[Detector] = ()) -> Guards:
+    """Start the guards that need no provider (security monitor, audit trail, health
+    server); returns what to install and how to stop them."""
     guards = Guards()
     try:
-        _start(guards, settings, providers, detectors)
+        _start(guards, settings, detectors)
     except BaseException:
         guards.stop()
         raise
     return guards
 
 
-def _start(guards: Guards, settings: Any, providers: Providers, detectors: Sequence[Detector]) -> None:
+def attach_guards(guards: Guards, settings: Any, providers: Providers) -> None:
+    """Switch on what records into ``providers``: system metrics and contrib
+    instrumentations. On failure every guard of ``guards`` is stopped."""
+    try:
+        _attach(guards, settings, providers)
+    except BaseException:
+        guards.stop()
+        raise
+
+
+def _start(guards: Guards, settings: Any, detectors: Sequence[Detector]) -> None:
     monitor = security_monitor(settings.security, settings.contract_allowlist, detectors)
     if monitor is not None:
         guards.hooks.append(monitor)
@@ -69,6 +80,17 @@ def _start(guards: Guards, settings: Any, providers: Providers, detectors: Seque
         guards.hooks.append(audit.record_operation)
         guards.exposure_hooks.append(audit.record_exposure)
         guards.audit = audit
+    if settings.health_port is not None:
+        guards.health = HealthServer(
+            settings.health_host,
+            settings.health_port,
+            token=settings.health_token,
+            interval=settings.health_interval_seconds,
+        )
+        guards.closers.append(guards.health.close)
+
+
+def _attach(guards: Guards, settings: Any, providers: Providers) -> None:
     if settings.system_metrics:
         stop = start_system_metrics(providers.meter_provider)
         if stop is not None:
@@ -81,11 +103,3 @@ def _start(guards: Guards, settings: Any, providers: Providers, detectors: Seque
         guards.closers += start_instrumentations(
             settings.instrument, tracer_provider, providers.meter_provider
         )
-    if settings.health_port is not None:
-        guards.health = HealthServer(
-            settings.health_host,
-            settings.health_port,
-            token=settings.health_token,
-            interval=settings.health_interval_seconds,
-        )
-        guards.closers.append(guards.health.close)
