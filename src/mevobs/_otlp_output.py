@@ -11,6 +11,7 @@ An operation's static attributes are encoded once and cached on its spec.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from opentelemetry.sdk.resources import Resource
 from mevobs._logs import otel_fields
 from mevobs._otlp import (
     EventRecord,
+    Payload,
     LinkRecord,
     LogRecordData,
     OtlpEncoder,
@@ -37,6 +39,38 @@ def _count_losses(result: Any) -> None:
         STATE.dropped("export_failed", "record over the request size limit", result.oversized)
     if result.failed:
         STATE.dropped("export_failed", "record could not be encoded", result.failed)
+
+
+ENCODE_CHUNK = 64
+"""Records encoded between two yields of the GIL (a caller waits for one chunk at most)."""
+
+
+def _encode_in_chunks(
+    encode: Callable[[Any], Any], scope_groups: list[tuple[Scope, list[Any]]], limit: int
+) -> list[Any]:
+    """Encode group by group, ``ENCODE_CHUNK`` records at a time, yielding the GIL between
+    chunks; the chunks' requests are concatenated back (a protobuf message concatenated
+    with another merges their repeated fields) up to ``limit`` bytes per request."""
+    payloads: list[Any] = []
+    for scope, records in scope_groups:
+        for start in range(0, len(records), ENCODE_CHUNK):
+            result = encode([(scope, records[start : start + ENCODE_CHUNK])])
+            _count_losses(result)
+            payloads.extend(result.payloads)
+            time.sleep(0)
+    merged: list[Any] = []
+    data: list[bytes] = []
+    size = count = 0
+    for payload in payloads:
+        if data and size + len(payload.data) > limit:
+            merged.append(Payload(b"".join(data), count))
+            data, size, count = [], 0, 0
+        data.append(payload.data)
+        size += len(payload.data)
+        count += payload.record_count
+    if data:
+        merged.append(Payload(b"".join(data), count))
+    return merged
 
 
 def _send_all(exporter: EncodedExporter, payloads: list[Any]) -> Callable[[], bool]:
@@ -106,9 +140,8 @@ class EncodedSpanOutput:
             return None
         groups: list[tuple[Scope, list[SpanRecord]]] = [(self.scope, self._records), *self._foreign.items()]
         self._records, self._foreign, self._count = [], {}, 0
-        result = self.encoder.encode_spans(groups)
-        _count_losses(result)
-        return _send_all(self.exporter, result.payloads)
+        payloads = _encode_in_chunks(self.encoder.encode_spans, groups, self.encoder.max_bytes)
+        return _send_all(self.exporter, payloads)
 
     def shutdown(self) -> None:
         self.exporter.shutdown()
@@ -156,9 +189,10 @@ class EncodedLogOutput:
         if not self._records:
             return None
         records, self._records = self._records, []
-        result = self.encoder.encode_logs([(self.scope, records)])
-        _count_losses(result)
-        return _send_all(self.exporter, result.payloads)
+        payloads = _encode_in_chunks(
+            self.encoder.encode_logs, [(self.scope, records)], self.encoder.max_bytes
+        )
+        return _send_all(self.exporter, payloads)
 
     def shutdown(self) -> None:
         self.exporter.shutdown()
