@@ -221,3 +221,71 @@ def test_no_module_is_over_600_lines() -> None:
         str(p.relative_to(SRC)): n for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines())) > 600
     }
     assert long == {}
+
+
+_EDIT = re.compile(r"<!-- edit: (\S+) \| (before|after): (.+?) -->\n```py\n(.*?)```", re.DOTALL)
+_RUN = re.compile(r"<!-- run -->\n```py\n(.*?)```", re.DOTALL)
+
+
+def test_the_worked_example_adds_a_kind_and_its_metric_in_three_files(tmp_path: Path) -> None:
+    """docs/architecture.md's worked example, applied to a copy of the package: it touches at
+    most three files, the contract's checks still pass, and the new kind records its metric."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = SRC.parents[1]
+    page = (root / "docs" / "architecture.md").read_text()
+    copy = tmp_path / "repo"
+    shutil.copytree(root / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(root / "tools", copy / "tools", ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "docs").mkdir()
+    shutil.copy(root / "docs" / "semantic-conventions.md", copy / "docs")
+    (copy / "tests").mkdir()
+    shutil.copy(root / "tests" / "test_semconv_docs.py", copy / "tests")
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    edits = _EDIT.findall(page)
+    assert len(edits) >= 3
+    for rel, where, anchor, code in edits:
+        target = copy / rel
+        text = target.read_text()
+        assert text.count(anchor) == 1, f"anchor {anchor!r} not unique in {rel}"
+        found = text.index(anchor)
+        # after: the line following the anchor's; before: the start of the anchor's line.
+        at = text.index("\n", found) + 1 if where == "after" else text.rindex("\n", 0, found) + 1
+        target.write_text(text[:at] + code + text[at:])
+    env = {"PYTHONPATH": str(copy / "src"), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run(
+        [sys.executable, str(copy / "tools" / "semconv_table.py")], env=env, capture_output=True
+    )
+    assert run.returncode == 0, run.stderr
+    changed = {
+        p.relative_to(copy) for p in copy.rglob("*") if p.is_file() and before.get(p) != p.read_bytes()
+    }
+    changed = {p for p in changed if "__pycache__" not in p.parts}
+    assert len(changed) <= 3, sorted(map(str, changed))
+    usage = _RUN.findall(page)
+    assert len(usage) == 1
+    (tmp_path / "usage.py").write_text(usage[0])
+    out = subprocess.run(
+        [sys.executable, str(tmp_path / "usage.py")], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    checks = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:mevobs",
+            "-p",
+            "no:cacheprovider",
+            str(copy / "tests" / "test_semconv_docs.py"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=copy,
+    )
+    assert checks.returncode == 0, checks.stdout + checks.stderr
