@@ -2,14 +2,19 @@
 
 Each works as ``@mevobs.swap``, ``@mevobs.swap(exchange=...)``,
 ``with mevobs.swap(...) as op`` and ``async with mevobs.swap(...) as op``.
-Their keyword options are typed once, as ``TypedDict``s: the options every
-wrapper shares, and the bounded labels each kind adds.
+
+A wrapper is an :class:`OperationFactory`: one class whose two overloads keep the
+decorated function's signature for type checkers, parameterised by the keyword
+options of its kind. Each kind's options are written once, as the signature of a
+small function below (the labels it adds to :class:`CommonOptions`); type checkers
+read them from it, and at run time they say which labels the kind takes.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypedDict, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypedDict, TypeVar, overload
 
 from mevobs import semconv
 from mevobs._protocols import AttrValue, Guard
@@ -20,6 +25,7 @@ if TYPE_CHECKING:  # typing.Unpack is 3.11+; only type checkers need it here
 
 P = ParamSpec("P")
 R = TypeVar("R")
+Options = ParamSpec("Options")
 
 
 class CommonOptions(TypedDict, total=False):
@@ -45,24 +51,45 @@ class CommonOptions(TypedDict, total=False):
     to: str
 
 
-class SwapOptions(CommonOptions, total=False):
-    exchange: str | None
-    strategy: str | None
+class OperationFactory(Generic[Options]):
+    """The wrapper of one operation kind: ``@f``, ``@f(**options)``, ``with f(**options)``."""
 
+    def __init__(
+        self,
+        kind: str,
+        options: Callable[Options, None],
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        check: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.kind = kind
+        self._defaults = dict(defaults or {})
+        self._check = check
+        params = inspect.signature(options).parameters
+        # The labels (and provider) this kind takes: its own keyword options, and chain.
+        self._accepted = frozenset(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY) | {"chain"}
+        self.__doc__ = options.__doc__
+        self.__name__ = self.__qualname__ = options.__name__.lstrip("_")
+        self.__module__ = "mevobs"
 
-class LiquidityOptions(CommonOptions, total=False):
-    exchange: str | None
-    action: Literal["add", "remove"] | None
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> Callable[P, R]: ...
+    @overload
+    def __call__(
+        self, func: None = None, /, *args: Options.args, **kwargs: Options.kwargs
+    ) -> OperationWrapper: ...
+    def __call__(self, func: Any = None, /, *args: Any, **kwargs: Any) -> Any:
+        options = {
+            **self._defaults,
+            **{k: v for k, v in kwargs.items() if v is not None or k not in self._defaults},
+        }
+        if self._check is not None:
+            self._check(options)
+        wrapper = build_wrapper(self.kind, options, self._accepted)
+        return wrapper(func) if func is not None else wrapper
 
-
-class ArbitrageOptions(CommonOptions, total=False):
-    strategy: str | None
-    exchange: str | None
-
-
-class RpcOptions(CommonOptions, total=False):
-    method: str | None
-    provider: Any
+    def __repr__(self) -> str:
+        return f"<mevobs wrapper factory {self.kind!r}>"
 
 
 def operation(kind: str, **options: Any) -> OperationWrapper:
@@ -76,46 +103,28 @@ def operation(kind: str, **options: Any) -> OperationWrapper:
     return build_wrapper(kind, options)
 
 
-def _wrap_or_return(kind: str, func: Callable[P, R] | None, options: Mapping[str, Any]) -> Any:
-    wrapper = build_wrapper(kind, dict(options))
-    return wrapper(func) if func is not None else wrapper
-
-
-@overload
-def swap(func: Callable[P, R], /) -> Callable[P, R]: ...
-@overload
-def swap(func: None = None, /, **options: Unpack[SwapOptions]) -> OperationWrapper: ...
-def swap(func: Callable[P, R] | None = None, /, **options: Unpack[SwapOptions]) -> Any:
+def _swap(
+    *, exchange: str | None = None, strategy: str | None = None, **common: Unpack[CommonOptions]
+) -> None:
     """A token swap on ``exchange`` (``uniswap_v2``, ``uniswap_v3``, ``curve``...)."""
-    return _wrap_or_return(semconv.OPERATION_SWAP, func, options)
 
 
-@overload
-def liquidity(func: Callable[P, R], /) -> Callable[P, R]: ...
-@overload
-def liquidity(func: None = None, /, **options: Unpack[LiquidityOptions]) -> OperationWrapper: ...
-def liquidity(func: Callable[P, R] | None = None, /, **options: Unpack[LiquidityOptions]) -> Any:
+def _liquidity(
+    *,
+    exchange: str | None = None,
+    action: Literal["add", "remove"] | None = None,
+    **common: Unpack[CommonOptions],
+) -> None:
     """Adding or removing liquidity on ``exchange``; ``action`` is ``"add"`` or ``"remove"``."""
-    action = options.get("action")
-    if action is not None and action not in ("add", "remove"):
-        raise ValueError(f"mevobs.liquidity: action must be 'add' or 'remove', got {action!r}")
-    return _wrap_or_return(semconv.OPERATION_LIQUIDITY, func, options)
 
 
-@overload
-def arbitrage(func: Callable[P, R], /) -> Callable[P, R]: ...
-@overload
-def arbitrage(func: None = None, /, **options: Unpack[ArbitrageOptions]) -> OperationWrapper: ...
-def arbitrage(func: Callable[P, R] | None = None, /, **options: Unpack[ArbitrageOptions]) -> Any:
+def _arbitrage(
+    *, strategy: str | None = None, exchange: str | None = None, **common: Unpack[CommonOptions]
+) -> None:
     """An arbitrage execution; nested swaps carry the gas, this records the profit."""
-    return _wrap_or_return(semconv.OPERATION_ARBITRAGE, func, options)
 
 
-@overload
-def rpc(func: Callable[P, R], /) -> Callable[P, R]: ...
-@overload
-def rpc(func: None = None, /, **options: Unpack[RpcOptions]) -> OperationWrapper: ...
-def rpc(func: Callable[P, R] | None = None, /, **options: Unpack[RpcOptions]) -> Any:
+def _rpc(*, method: str | None = None, provider: Any = None, **common: Unpack[CommonOptions]) -> None:
     """A JSON-RPC or HTTP API call: a CLIENT span; HTTP 429 and provider limits give
     outcome ``rate_limited``. Call parameters are never recorded.
 
@@ -123,7 +132,15 @@ def rpc(func: Callable[P, R] | None = None, /, **options: Unpack[RpcOptions]) ->
     ``server.address`` and any key in it is scrubbed. Results are not extracted
     unless ``extract`` says so (a receipt's gas would otherwise count twice).
     """
-    merged: dict[str, Any] = {"extract": False, **options}
-    if merged["extract"] is None:
-        merged["extract"] = False
-    return _wrap_or_return(semconv.OPERATION_RPC, func, merged)
+
+
+def _valid_action(options: dict[str, Any]) -> None:
+    action = options.get("action")
+    if action is not None and action not in ("add", "remove"):
+        raise ValueError(f"mevobs.liquidity: action must be 'add' or 'remove', got {action!r}")
+
+
+swap = OperationFactory(semconv.OPERATION_SWAP, _swap)
+liquidity = OperationFactory(semconv.OPERATION_LIQUIDITY, _liquidity, check=_valid_action)
+arbitrage = OperationFactory(semconv.OPERATION_ARBITRAGE, _arbitrage)
+rpc = OperationFactory(semconv.OPERATION_RPC, _rpc, defaults={"extract": False})

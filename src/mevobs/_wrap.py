@@ -514,19 +514,27 @@ _LABEL_OPTIONS = (
     (semconv.ATTR_RPC_METHOD, "method"),
 )
 # Options that are not span attributes: the labels above and how the wrapper behaves.
-_NOT_ATTRIBUTES = frozenset(
-    {name for _, name in _LABEL_OPTIONS} | {"provider", "extract", "record_error_if", "breaker", "attributes"}
-)
+_BEHAVIOUR = frozenset({"extract", "record_error_if", "breaker", "attributes"})
+_NOT_ATTRIBUTES = frozenset({name for _, name in _LABEL_OPTIONS} | {"provider"} | _BEHAVIOUR)
 
 
-def build_wrapper(kind: str, options: dict[str, Any]) -> OperationWrapper:
+def build_wrapper(
+    kind: str, options: dict[str, Any], accepted: frozenset[str] | None = None
+) -> OperationWrapper:
     """Resolve names and attributes once and return the wrapper object.
 
     ``options`` are the wrappers' keyword options (see ``_factories``): the bounded
     labels, ``provider``, ``extract``, ``record_error_if``, ``breaker``, an
     ``attributes`` mapping, and any other keyword, which becomes a span attribute.
+    ``accepted`` names the labels (and ``provider``) this kind takes; any other is a
+    span attribute under its own name (None: every label, as ``mevobs.operation``).
     """
     kind = _label("kind", kind) or ""
+    plain: dict[str, Any] = {}  # labels this kind does not take: span attributes by their own name
+    if accepted is not None:
+        others = _NOT_ATTRIBUTES - _BEHAVIOUR - accepted
+        plain = {k: v for k, v in options.items() if k in others}
+        options = {k: v for k, v in options.items() if k not in others}
     metric: dict[str, str] = {}
     for key, name in _LABEL_OPTIONS:
         label = _label(name, options.get(name))
@@ -539,7 +547,7 @@ def build_wrapper(kind: str, options: dict[str, Any]) -> OperationWrapper:
         if method is not None:
             span[semconv.ATTR_OTEL_RPC_METHOD] = method
     span.update(_provider_attrs(options.get("provider")))
-    extra = {k: v for k, v in options.items() if k not in _NOT_ATTRIBUTES}
+    extra = {**plain, **{k: v for k, v in options.items() if k not in _NOT_ATTRIBUTES}}
     for key, value in {**extra, **(options.get("attributes") or {})}.items():
         full = _SHORTHAND.get(key, key)
         if not _valid_attr_value(value):
