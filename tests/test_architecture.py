@@ -22,7 +22,8 @@ _LAYER_TABLE = (
     # 0: the contract and pure helpers (no global state, no OpenTelemetry SDK)
     (
         0,
-        "semconv _version _money _scrub _scrub_keys _rpc_errors _protocols _cardinality _exporters "
+        "semconv _metricspec _version _money _scrub _scrub_keys _rpc_errors _protocols _cardinality "
+        "_exporters "
         "_otlp _otlp_wire _otlp_export _otel_env",
     ),
     # 1: the instruments built from the contract, and the one global state
@@ -37,7 +38,7 @@ _LAYER_TABLE = (
     (
         3,
         "guards guards._audit guards._audit_format guards._audit_verify guards._audit_report "
-        "guards._breaker guards._health guards._health_http guards._runtime guards._security "
+        "guards._breaker guards._health guards._health_http guards._runtime guards._process guards._security "
         "guards._start guards._cli",
     ),
     # 4: the pipeline configure() builds, and the test kit

@@ -140,7 +140,7 @@ class TestSilentLifecycle:
             mevobs.shutdown()
             metrics.get_meter("app").create_counter("app.calls").add(1)
             trace.get_tracer("app").start_span("after shutdown").end()
-            mevobs.configure(log_destination="none", pipeline="api", exporter="console")
+            mevobs.configure(log_destination="none", pipeline="api", exporter="none")
             mevobs.configure(log_destination="none", exporter="none")
             mevobs.shutdown()
             """

@@ -62,7 +62,9 @@ def test_prometheus_names_match_the_real_exporter() -> None:
 
     import mevobs
     from mevobs._state import STATE, Providers
+    from mevobs.guards._process import configure_limits  # registers the process gauges
 
+    configure_limits(2 * 1024**3, {"WETH": 150})
     reader = PrometheusMetricReader()  # registers itself with prometheus_client's REGISTRY
     meter_provider = MeterProvider(metric_readers=[reader])
     before = STATE.providers
@@ -104,6 +106,7 @@ def test_prometheus_names_match_the_real_exporter() -> None:
         }
     finally:
         STATE.install(before)
+        configure_limits(None, {})
         meter_provider.shutdown()  # unregisters the collector
     for spec in semconv.METRICS:
         if spec.instrument == "histogram":

@@ -50,15 +50,14 @@ def attribute_rows() -> list[str]:
     names = {v: k for k, v in vars(semconv).items() if k.startswith("ATTR_") and isinstance(v, str)}
     for attr in semconv.METRIC_ATTRIBUTES:
         rows.append(f"| `{attr}` | metrics, spans, logs | bounded | {_doc(names[attr])} |")
-    for attr in (
-        semconv.ATTR_SLIPPAGE_DIRECTION,
-        semconv.ATTR_OPPORTUNITY_STAGE,
-        semconv.ATTR_POOL,
-        semconv.ATTR_SECURITY_KIND,
-        semconv.ATTR_CIRCUIT,
-        semconv.ATTR_TOKEN,
-        semconv.ATTR_DROP_REASON,
-    ):
+    # Labels of particular metrics (slippage direction, funnel stage, pool...), in contract order.
+    particular = [
+        attr
+        for spec in semconv.METRICS
+        for attr in spec.attributes
+        if attr not in semconv.METRIC_ATTRIBUTES
+    ]
+    for attr in dict.fromkeys(particular):
         rows.append(f"| `{attr}` | one metric (see above) | fixed set | {_doc(names[attr])} |")
     for attr in semconv.SPAN_ONLY_ATTRIBUTES:
         rows.append(f"| `{attr}` | spans, logs only | unbounded | {_doc(names[attr])} |")

@@ -186,15 +186,7 @@ def record_metrics(
     if op._gas_used is not None:
         inst.histogram(semconv.GAS_USED).record(op._gas_used, metric_attrs)
         inst.counter(semconv.GAS_COST).add(attrs[semconv.ATTR_GAS_COST_ETH], metric_attrs)
-    if op._slippage_bp is not None and outcome == semconv.OUTCOME_SUCCESS:
-        # Only a filled swap has slippage: a reverted one's amount_out of 0 is not 10 000 bp.
-        for bp in op._slippage_bp:
-            direction = "favorable" if bp < 0 else "adverse"
-            inst.histogram(semconv.SLIPPAGE).record(
-                float(abs(bp)), {**metric_attrs, semconv.ATTR_SLIPPAGE_DIRECTION: direction}
-            )
-    for spec, value, extra in op._points or ():
-        inst.record(spec, value, metric_attrs if extra is None else {**metric_attrs, **extra})
+    record_points(op, outcome, metric_attrs)
     pnl = op.net_profit_wei
     if pnl is not None and op.is_root:
         # Profit is emitted once per operation tree, at its root.
@@ -221,6 +213,17 @@ def record_metrics(
         elif outcome == semconv.OUTCOME_RATE_LIMITED:
             span.set_status(Status(StatusCode.ERROR, "rate_limited"))
         span.end()
+
+
+def record_points(op: Operation, outcome: str, metric_attrs: dict[str, Any]) -> None:
+    """The metric points recorders queued (slippage, volume, a kind's own metric), with the
+    operation's metric attributes; success-only ones are skipped for any other outcome
+    (only a filled swap has slippage: a reverted one's amount_out of 0 is not 10 000 bp)."""
+    record = STATE.instruments.record
+    for spec, value, extra, success_only in op._points or ():
+        if success_only and outcome != semconv.OUTCOME_SUCCESS:
+            continue
+        record(spec, value, metric_attrs if extra is None else {**metric_attrs, **extra})
 
 
 def net_usd(op: Operation) -> Decimal:

@@ -35,6 +35,8 @@ _SWAP_FIELDS = (
     ("amount_in", ("amount_in",)),
     ("amount_out", ("amount_out",)),
     ("expected_amount_out", ("expected_amount_out",)),
+    ("notional_eth", ("notional_eth",)),
+    ("notional_usd", ("notional_usd",)),
 )
 _LIQUIDITY_FIELDS = (
     ("pool", ("pool",)),

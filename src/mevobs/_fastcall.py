@@ -30,7 +30,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 
 from mevobs import _money, semconv
 from mevobs._context import CURRENT
-from mevobs._emission import LOG_LEVELS, derive_attributes, metric_attrs_of, settle
+from mevobs._emission import LOG_LEVELS, derive_attributes, metric_attrs_of, record_points, settle
 from mevobs._slots import HistogramSlot, SlotTable, SumSlot
 from mevobs._state import LOGGER, STATE
 
@@ -235,7 +235,7 @@ def _record_slots(
     op._dur_index = bundle.duration.record(duration / 1e9)
     op._bundle = bundle
     if op._gas_used is None and not op._child_gas_wei and op.net_profit_wei is None and op._usd is None:
-        if op._slippage_bp is None and op._points is None:
+        if op._points is None:
             return
     else:
         derive_attributes(op)
@@ -255,13 +255,8 @@ def _record_slots(
             bundle.slot(table, semconv.PROFIT_USD, SumSlot).add(usd)
         elif usd < 0:
             bundle.slot(table, semconv.LOSS_USD, SumSlot).add(-usd)
-    if op._slippage_bp is not None and outcome == semconv.OUTCOME_SUCCESS:
-        for bp in op._slippage_bp:
-            direction = "favorable" if bp < 0 else "adverse"
-            slot = table.slot(semconv.SLIPPAGE, {**attrs, semconv.ATTR_SLIPPAGE_DIRECTION: direction})
-            slot.record(float(abs(bp)))  # type: ignore[union-attr]
-    for point_spec, value, extra in op._points or ():
-        STATE.instruments.record(point_spec, value, attrs if extra is None else {**attrs, **extra})
+    if op._points is not None:
+        record_points(op, outcome, attrs)
 
 
 def adopt_foreign(span: Any, sink: FastSink) -> bool:

@@ -172,3 +172,49 @@ def emit_security_event(
             )
     except Exception as exc:
         STATE.dropped("recorder_error", f"security event: {type(exc).__name__}")
+
+
+_DB_OPERATIONS = frozenset(
+    {
+        "select",
+        "insert",
+        "update",
+        "delete",
+        "create",
+        "drop",
+        "alter",
+        "begin",
+        "commit",
+        "rollback",
+        "pragma",
+        "with",
+        "replace",
+        "upsert",
+        "merge",
+        "truncate",
+        "explain",
+        "vacuum",
+        "call",
+    }
+)
+
+
+def record_db_span(span: Any) -> None:
+    """``mev.db.duration`` from a database span of a contrib instrumentation (sqlite3,
+    asyncpg...): its system and operation (a fixed set, else ``other``), never its
+    statement. Called by the pipelines' span processors; never raises."""
+    try:
+        attrs = span.attributes or {}
+        system = attrs.get(semconv.ATTR_DB_SYSTEM) or attrs.get("db.system.name")
+        if not isinstance(system, str) or span.end_time is None or span.start_time is None:
+            return
+        word = str(span.name).split(" ", 1)[0].lower()
+        labels = {
+            semconv.ATTR_DB_SYSTEM: STATE.limiter.limit(semconv.ATTR_DB_SYSTEM, system),
+            semconv.ATTR_DB_OPERATION: word if word in _DB_OPERATIONS else semconv.OTHER_VALUE,
+        }
+        STATE.instruments.histogram(semconv.DB_DURATION).record(
+            (span.end_time - span.start_time) / 1e9, labels
+        )
+    except Exception as exc:
+        STATE.dropped("recorder_error", f"db span: {type(exc).__name__}")

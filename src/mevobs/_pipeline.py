@@ -41,6 +41,7 @@ from mevobs._exporters import SignalExporters, build_exporters, row_of
 from mevobs._fastcall import adopt_foreign
 from mevobs._fastpath import FastLogHandler, FastPipeline
 from mevobs._logs import JsonFormatter, OtelLogBridge, TextFormatter
+from mevobs._observations import record_db_span
 from mevobs._outputs import (
     FormattedLogOutput,
     LineWriter,
@@ -173,6 +174,7 @@ class ForeignSpanProcessor(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
+        record_db_span(span)
         if not adopt_foreign(span, self.pipeline):
             self.pipeline.submit_foreign(span)
 
@@ -257,6 +259,22 @@ def _exemplar_reader(table: SlotTable, registry: Any) -> MetricReader:
     return reader
 
 
+class DbDurationProcessor(SpanProcessor):
+    """The API path's ``mev.db.duration``: from the spans of database instrumentations."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        record_db_span(span)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
 class BoundarySpanExporter(SpanExporter):
     """The API path's export boundary: scrubs every span (mevobs's and other
     instrumentations') before the exporter sees it, and counts what it failed to send."""
@@ -318,6 +336,7 @@ def build_api(
     built = Built(Providers(None, None, None), [])  # type: ignore[arg-type]
     sampler = extras.sampler or ParentBased(TraceIdRatioBased(settings.sample_ratio))
     tracer_provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
+    tracer_provider.add_span_processor(DbDurationProcessor())
     for processor in extras.span_processors:
         tracer_provider.add_span_processor(processor)
     if exporters.spans is not None:

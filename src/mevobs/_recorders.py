@@ -66,10 +66,9 @@ class Recorders:
     _expected_profit_wei: int | None = None
     _usd: Decimal | None = None
     _eth_price_usd: Decimal | None = None
-    _slippage_bp: list[Decimal] | None = None
     # Metric points recorded by recorders: (spec, value, extra attributes), recorded
     # at finish with the operation's own metric attributes.
-    _points: list[tuple[semconv.MetricSpec, float, dict[str, str] | None]] | None = None
+    _points: list[tuple[semconv.MetricSpec, float, dict[str, str] | None, bool]] | None = None
     _done = False
     _facts = 0  # what the recorders saw, as FACT_* bits (see ``facts``)
 
@@ -87,14 +86,21 @@ class Recorders:
         return attrs
 
     def _record_point(
-        self, spec: semconv.MetricSpec, value: float, extra: dict[str, str] | None = None
+        self,
+        spec: semconv.MetricSpec,
+        value: float,
+        extra: dict[str, str] | None = None,
+        *,
+        success_only: bool = False,
     ) -> None:
         """Record ``value`` on metric ``spec`` when the operation finishes, with its metric
-        attributes (plus ``extra``, which must be bounded labels of that spec)."""
+        attributes (plus ``extra``, which must be bounded labels of that spec).
+        ``success_only``: only if the operation succeeds (a reverted swap filled nothing:
+        no slippage, no volume)."""
         points = self._points
         if points is None:
             points = self._points = []
-        points.append((spec, value, extra))
+        points.append((spec, value, extra, success_only))
 
 
     def _bad(self, field: str, value: Any) -> None:
@@ -198,13 +204,17 @@ class Recorders:
         amount_in: Any = None,
         amount_out: Any = None,
         expected_amount_out: Any = None,
+        notional_eth: Any = None,
+        notional_usd: Any = None,
     ) -> None:
         """Record a swap's tokens and exact amounts (base units).
 
         With ``expected_amount_out``, realised slippage is recorded in basis
         points: (expected - actual) / expected x 10 000, negative when favourable.
-        It reaches the ``mev.slippage`` metric only if the operation succeeds: a
-        reverted or failed swap filled nothing, so it has no slippage.
+        ``notional_eth``/``notional_usd`` (what the swap was worth, priced by the bot)
+        feed ``mev.volume``/``mev.volume.usd``: exchange utilisation as a share of
+        volume. Slippage and volume reach their metrics only if the operation
+        succeeds: a reverted or failed swap filled nothing.
         """
         attrs = self._writable_attrs()
         for key, token in ((semconv.ATTR_TOKEN_IN, token_in), (semconv.ATTR_TOKEN_OUT, token_out)):
@@ -228,10 +238,19 @@ class Recorders:
                 if bp is None:
                     self._bad("expected_amount_out", expected_amount_out)
                 else:
-                    if self._slippage_bp is None:
-                        self._slippage_bp = []
-                    self._slippage_bp.append(bp)
+                    direction = {semconv.ATTR_SLIPPAGE_DIRECTION: "favorable" if bp < 0 else "adverse"}
+                    self._record_point(semconv.SLIPPAGE, float(abs(bp)), direction, success_only=True)
                     attrs[semconv.ATTR_SLIPPAGE_BP] = float(bp)
+        for spec, name, raw in (
+            (semconv.VOLUME, "notional_eth", notional_eth),
+            (semconv.VOLUME_USD, "notional_usd", notional_usd),
+        ):
+            if raw is not None:
+                amount = _money.to_decimal(raw)
+                if amount is None or amount < 0:
+                    self._bad(name, raw)
+                else:
+                    self._record_point(spec, float(amount), success_only=True)
 
     @_recorder
     def record_liquidity(

@@ -7,6 +7,8 @@ exact ints in base units (wei for ETH).
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -32,6 +34,8 @@ class SwapResult(_TxResult):
     amount_in: int | None = Field(default=None, ge=0)
     amount_out: int | None = Field(default=None, ge=0)
     expected_amount_out: int | None = Field(default=None, ge=0)
+    notional_eth: Decimal | None = Field(default=None, ge=0, description="What the swap was worth, ETH.")
+    notional_usd: Decimal | None = Field(default=None, ge=0, description="What the swap was worth, USD.")
 
 
 class LiquidityResult(_TxResult):

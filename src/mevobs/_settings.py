@@ -148,6 +148,15 @@ class Settings(BaseModel):
         default_factory=dict,
         description="Per chain (or '*'), the contracts transactions may go to (env: JSON).",
     )
+    memory_limit_bytes: int | None = Field(
+        None,
+        gt=0,
+        description="The bot's memory limit for mev.process.memory.limit when its cgroup sets none.",
+    )
+    exposure_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description="Risk limit per token in whole tokens, reported as mev.exposure.limit (env: JSON).",
+    )
     security: SecuritySettings = Field(
         default_factory=SecuritySettings, description="Security detector thresholds (env: JSON)."
     )
@@ -237,7 +246,7 @@ def _parse_env(name: str, raw: str) -> Any:
         return _parse_pairs(raw)
     if name == "instrument":
         return [item.strip() for item in raw.split(",") if item.strip()]
-    if name in ("contract_allowlist", "security", "slow_threshold_by_kind"):
+    if name in ("contract_allowlist", "security", "slow_threshold_by_kind", "exposure_limits"):
         try:
             return json.loads(raw)
         except ValueError:

@@ -57,6 +57,12 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+# Gauges of the process (uptime, memory, its limit) differ from machine to machine.
+_OF_THE_MACHINE = frozenset(
+    spec.name for spec in (semconv.HEARTBEAT, semconv.PROCESS_MEMORY, semconv.PROCESS_MEMORY_LIMIT)
+)
+
+
 def snapshot(spans: Sequence[Any], metrics: Any, logs: Sequence[Any]) -> dict[str, Any]:
     """``{"spans": [...], "metrics": [...], "logs": [...]}`` with fixed ids and times."""
     traces, span_ids = _Ids("trace"), _Ids("span")
@@ -80,6 +86,8 @@ def snapshot(spans: Sequence[Any], metrics: Any, logs: Sequence[Any]) -> dict[st
     for rm in getattr(metrics, "resource_metrics", None) or ():
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
+                if metric.name in _OF_THE_MACHINE:
+                    continue
                 timed = metric.unit == "s"  # a duration: its values differ on every run
                 points = []
                 for point in metric.data.data_points:

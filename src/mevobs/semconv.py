@@ -11,9 +11,12 @@ log attributes only (:data:`SPAN_ONLY_ATTRIBUTES`).
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Final, Literal
+
+from mevobs._metricspec import InstrumentKind as InstrumentKind
+from mevobs._metricspec import MetricSpec as MetricSpec
+from mevobs._metricspec import prometheus_label as prometheus_label
+from mevobs._metricspec import prometheus_name as prometheus_name
 
 # --------------------------------------------------------------------------
 # Metric attributes (bounded; values beyond the cardinality cap become "other")
@@ -61,6 +64,14 @@ ATTR_CIRCUIT: Final = "mev.circuit.name"
 
 ATTR_TOKEN: Final = "mev.token"
 """Token symbol; only on ``mev.exposure`` (bounded by the cardinality cap)."""
+
+ATTR_DB_SYSTEM: Final = "db.system"
+"""Database system of a traced query (OpenTelemetry's name, e.g. ``sqlite``); only on
+``mev.db.duration``."""
+
+ATTR_DB_OPERATION: Final = "db.operation.name"
+"""The query's operation (``select``, ``insert``... from a fixed set, else ``other``); only on
+``mev.db.duration``."""
 
 ATTR_DROP_REASON: Final = "reason"
 """Why telemetry was dropped, one of :data:`DROP_REASONS`; only on ``mev.telemetry.dropped``."""
@@ -274,8 +285,28 @@ RPC_ERROR_TYPES: Final = (
 )
 """Classified ``error.type`` values for failed RPC calls (else the exception class name)."""
 
-DROP_REASONS: Final = ("invalid_value", "invalid_attribute", "recorder_error", "export_failed", "queue_full")
-"""Every value of the ``reason`` attribute on ``mev.telemetry.dropped``."""
+DROP_REASONS: Final = (
+    "invalid_value",
+    "invalid_attribute",
+    "recorder_error",
+    "export_failed",
+    "queue_full",
+    "overload",
+    "log_queue_full",
+    "series_cap",
+    "truncated",
+    "sampling_overflow",
+)
+"""Every value of the ``reason`` attribute on ``mev.telemetry.dropped``: refused input
+(``invalid_value``, ``invalid_attribute``, ``recorder_error``), lost telemetry
+(``export_failed``, ``queue_full``, ``overload``: a successful trace shed above the
+queue's high-water mark, ``log_queue_full``: a stalled log destination), and fidelity
+lost but data kept (``series_cap``: recorded into the ``other`` series, ``truncated``:
+a value cut to its limit, ``sampling_overflow``: spans exported before their trace's
+tail decision)."""
+
+LOSS_REASONS: Final = ("export_failed", "queue_full", "overload", "log_queue_full")
+"""The reasons that mean telemetry never arrived (the telemetry-lost alert counts these)."""
 
 SECURITY_KINDS: Final = (
     "abnormal_gas",
@@ -299,56 +330,7 @@ OPERATION_RPC: Final = "rpc"
 # Metrics
 # --------------------------------------------------------------------------
 
-InstrumentKind = Literal["histogram", "counter", "gauge", "updowncounter"]
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One metric of the contract: name, instrument, unit and what labels it carries.
-
-    Instruments are built from specs (``buckets`` is the explicit bucket advice of a
-    histogram; ``observable`` gauges are read through callbacks registered at
-    collection time), so a metric is described here and nowhere else.
-    """
-
-    name: str
-    instrument: InstrumentKind
-    unit: str
-    description: str
-    attributes: tuple[str, ...]
-    buckets: tuple[float, ...] = ()
-    observable: bool = False
-
-    @property
-    def prometheus_name(self) -> str:
-        """The base name OpenTelemetry's Prometheus exporters give this metric.
-
-        Histograms add ``_bucket``/``_sum``/``_count`` to it; counters end in
-        ``_total``. Units in braces are annotations and are dropped.
-        """
-        return prometheus_name(self.name, self.unit, self.instrument)
-
-
-_UNIT_SUFFIX = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "", "%": "percent"}
-_SANITIZE = re.compile(r"[^a-zA-Z0-9:]+")
-
-
-def prometheus_name(name: str, unit: str, instrument: InstrumentKind) -> str:
-    """Translate an OpenTelemetry metric name and unit to its Prometheus name."""
-    base = _SANITIZE.sub("_", name)
-    suffix = _UNIT_SUFFIX.get(unit, _SANITIZE.sub("_", re.sub(r"\{.*\}", "", unit)).strip("_"))
-    if suffix and not base.endswith("_" + suffix):
-        base = f"{base}_{suffix}"
-    if instrument == "counter":
-        base += "_total"
-    return base
-
-
-def prometheus_label(attribute: str) -> str:
-    """The Prometheus label name OpenTelemetry's exporters give a metric attribute."""
-    return _SANITIZE.sub("_", attribute)
-
-
+# MetricSpec and the Prometheus naming rules live in _metricspec (re-exported here).
 DURATION_BUCKETS: Final = (
     0.0005,
     0.001,
@@ -490,6 +472,62 @@ EVENT_LOOP_LAG: Final = MetricSpec(
     (),
     buckets=DURATION_BUCKETS,
 )
+VOLUME: Final = MetricSpec(
+    "mev.volume",
+    "counter",
+    "ETH",
+    "Notional volume of successful swaps in ETH, as the bot priced it (record_swap notional_eth).",
+    _OP_ATTRS,
+)
+VOLUME_USD: Final = MetricSpec(
+    "mev.volume.usd",
+    "counter",
+    "USD",
+    "Notional volume of successful swaps in USD, as the bot priced it (record_swap notional_usd).",
+    _OP_ATTRS,
+)
+DB_DURATION: Final = MetricSpec(
+    "mev.db.duration",
+    "histogram",
+    "s",
+    "Duration of database queries traced by a contrib instrumentation (instrument=['sqlite3']...).",
+    (ATTR_DB_SYSTEM, ATTR_DB_OPERATION),
+    buckets=DURATION_BUCKETS,
+)
+HEARTBEAT: Final = MetricSpec(
+    "mev.heartbeat",
+    "gauge",
+    "s",
+    "Seconds since the instrumented process started, reported at every collection: it vanishes "
+    "when the bot dies (the bot-down alert).",
+    (),
+    observable=True,
+)
+PROCESS_MEMORY: Final = MetricSpec(
+    "mev.process.memory.usage",
+    "gauge",
+    "By",
+    "Resident memory of the bot process, read at every collection.",
+    (),
+    observable=True,
+)
+PROCESS_MEMORY_LIMIT: Final = MetricSpec(
+    "mev.process.memory.limit",
+    "gauge",
+    "By",
+    "The process's memory limit: its cgroup's when it has one, else the memory_limit_bytes setting "
+    "(absent when neither is known).",
+    (),
+    observable=True,
+)
+EXPOSURE_LIMIT: Final = MetricSpec(
+    "mev.exposure.limit",
+    "gauge",
+    "{token}",
+    "Risk limit per token from the exposure_limits setting, in whole tokens (the exposure alert).",
+    (ATTR_TOKEN,),
+    observable=True,
+)
 TELEMETRY_DROPPED: Final = MetricSpec(
     "mev.telemetry.dropped",
     "counter",
@@ -515,6 +553,13 @@ METRICS: Final = (
     EXCHANGE_UP,
     EXPOSURE,
     EVENT_LOOP_LAG,
+    VOLUME,
+    VOLUME_USD,
+    DB_DURATION,
+    HEARTBEAT,
+    PROCESS_MEMORY,
+    PROCESS_MEMORY_LIMIT,
+    EXPOSURE_LIMIT,
     TELEMETRY_DROPPED,
 )
 """Every metric the core library emits."""

@@ -48,6 +48,7 @@ from mevobs._pipeline import Extras, build_api, build_fast
 from mevobs._protocols import Detector, Hook
 from mevobs._settings import Settings
 from mevobs._state import LOGGER, STATE
+from mevobs.guards._process import LIMITS, configure_limits
 from mevobs.guards._runtime import start_instrumentations, start_system_metrics, watch_if_running
 from mevobs.guards._start import security_monitor
 
@@ -356,6 +357,9 @@ def capture(
         STATE.hooks.append(monitor)
         STATE.extra_security_kinds = frozenset(d.kind for d in detectors)
     closers: list[Any] = []
+    limits_before = (LIMITS.memory_limit_bytes, dict(LIMITS.exposure_limits))
+    configure_limits(resolved.memory_limit_bytes, resolved.exposure_limits)
+    closers.append(lambda: configure_limits(*limits_before))
     if system_metrics:
         stop = start_system_metrics(built.providers.meter_provider)
         closers += [stop] if stop is not None else []

@@ -18,6 +18,7 @@ from mevobs._protocols import Detector, ExposureHook, Hook
 from mevobs._state import Providers
 from mevobs.guards._audit import AuditLog
 from mevobs.guards._health import HealthServer
+from mevobs.guards._process import configure_limits
 from mevobs.guards._runtime import Closer, start_instrumentations, start_system_metrics, watch_if_running
 from mevobs.guards._security import SecurityMonitor, SecuritySettings
 
@@ -91,6 +92,8 @@ def _start(guards: Guards, settings: Any, detectors: Sequence[Detector]) -> None
 
 
 def _attach(guards: Guards, settings: Any, providers: Providers) -> None:
+    configure_limits(settings.memory_limit_bytes, settings.exposure_limits)
+    guards.closers.append(lambda: configure_limits(None, {}))
     if settings.system_metrics:
         stop = start_system_metrics(providers.meter_provider)
         if stop is not None:
