@@ -274,8 +274,27 @@ RPC_ERROR_TYPES: Final = (
 )
 """Classified ``error.type`` values for failed RPC calls (else the exception class name)."""
 
-DROP_REASONS: Final = ("invalid_value", "invalid_attribute", "recorder_error", "export_failed", "queue_full")
-"""Every value of the ``reason`` attribute on ``mev.telemetry.dropped``."""
+DROP_REASONS: Final = (
+    "invalid_value",
+    "invalid_attribute",
+    "unbounded_label",
+    "truncated",
+    "recorder_error",
+    "export_failed",
+    "queue_full",
+    "overload",
+    "sampling_overflow",
+    "log_queue_full",
+    "series_cap",
+)
+"""Every value of the ``reason`` attribute on ``mev.telemetry.dropped``: a recorder
+refused a value (``invalid_value``, ``invalid_attribute``), a metric label that looked
+like a URL, an address or a key became ``other`` (``unbounded_label``), a value was
+cut to its length limit at export (``truncated``), instrumentation code failed
+(``recorder_error``), an export failed (``export_failed``), a queue was full or shed
+unimportant traces (``queue_full``, ``overload``, ``log_queue_full``), a trace root
+held too many operations and exported them early (``sampling_overflow``), or a
+metric reached its series cap (``series_cap``)."""
 
 SECURITY_KINDS: Final = (
     "abnormal_gas",
