@@ -31,6 +31,8 @@ MAX_STACKTRACE = 16_384
 """Longest stack trace exported (characters): the innermost frames are kept."""
 MAX_VALUE = 4_096
 """Longest attribute value exported (characters)."""
+MAX_KEY = 256
+"""Longest attribute key exported (characters)."""
 LOGGER_NAME = semconv.INSTRUMENTATION_SCOPE
 
 _ERROR_OUTCOMES = {
@@ -77,11 +79,44 @@ def clean_value(key: str, value: Any, keep: frozenset[str]) -> Any:
     return cleaned
 
 
+_CLEAN_KEYS: dict[str, str] = {}
+_CLEAN_KEYS_SIZE = 4096
+
+
+def clean_key(key: str) -> str:
+    """An attribute key as it may leave the process.
+
+    Keys are names from code, so a memo serves nearly every call; but a bot may
+    build one from data (``set_attribute(url, ...)``), so a new key is capped and
+    scrubbed like text. The memo holds short keys only and is emptied when full:
+    bounded, whatever keys come.
+    """
+    cleaned = _CLEAN_KEYS.get(key)
+    if cleaned is not None:
+        return cleaned
+    if len(key) > MAX_KEY:
+        STATE.dropped("truncated", "attribute key")
+        return scrub_text(truncate(key, MAX_KEY), limit=MAX_KEY + 64)
+    cleaned = scrub_text(key, limit=MAX_KEY)
+    if len(_CLEAN_KEYS) >= _CLEAN_KEYS_SIZE:
+        _CLEAN_KEYS.clear()
+    _CLEAN_KEYS[key] = cleaned
+    return cleaned
+
+
 def clean_attributes(attrs: Mapping[str, Any], keep: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The one scrubbing function of the fast path's export boundary."""
+    """The one scrubbing function of the export boundary: keys and values, every path."""
     if not STATE.scrub:
         return {k: truncate(v, MAX_VALUE) if isinstance(v, str) else v for k, v in attrs.items()}
-    return {k: clean_value(k, v, keep) for k, v in attrs.items()}
+    return {clean_key(k): clean_value(k, v, keep) for k, v in attrs.items()}
+
+
+def clean_text(text: str, keep: frozenset[str] = frozenset()) -> str:
+    """A span name or status message as it may leave the process (capped at
+    :data:`MAX_MESSAGE`, scrubbed): other instrumentations put error text there."""
+    if not STATE.scrub:
+        return truncate(text, MAX_MESSAGE)
+    return scrub_text(truncate(text, MAX_MESSAGE), keep=keep, limit=MAX_MESSAGE + 64)
 
 
 def exception_event(
@@ -124,7 +159,8 @@ def span_fields(op: Operation) -> SpanFields:
     attrs[semconv.ATTR_OUTCOME] = outcome
     error_type = op._error_type
     if error_type is not None:
-        attrs[semconv.ATTR_ERROR_TYPE] = error_type
+        # Usually a class name, but a record_error_if verdict is the bot's own text.
+        error_type = attrs[semconv.ATTR_ERROR_TYPE] = clean_text(error_type, keep)
     events: list[tuple[str, int, dict[str, Any]]] = []
     for name, time_ns, event_attrs in op._events or ():
         events.append((name, time_ns, clean_attributes(event_attrs, keep)))

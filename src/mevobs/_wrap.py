@@ -87,10 +87,13 @@ class OperationSpec:
             or metric_attrs.get(semconv.ATTR_STRATEGY)
             or metric_attrs.get(semconv.ATTR_RPC_METHOD)
         )
-        self.span_name = f"{kind} {label}" if label else kind
+        # The name and the static attributes leave as they stand on every span: the
+        # labels in them are cleaned here, once, like every other static attribute (on
+        # metrics, the limiter refuses a label that looks like a URL or a key).
+        self.span_name = scrub_text(f"{kind} {label}" if label else kind)
         self.span_kind = SpanKind[semconv.SPAN_KIND_RPC] if self.is_rpc else SpanKind.INTERNAL
         self._static_metric = {semconv.ATTR_OPERATION: kind, **metric_attrs}
-        self.span_attrs = {**span_attrs, **self._static_metric}
+        self.span_attrs = {**span_attrs, **{k: scrub_value(k, v) for k, v in self._static_metric.items()}}
         self.extract = extract
         self.record_error_if = record_error_if
         # Results are looked at only when something can use them.
@@ -446,7 +449,7 @@ def build_wrapper(kind: str, options: dict[str, Any]) -> OperationWrapper:
     if kind == semconv.OPERATION_RPC:
         span[semconv.ATTR_RPC_SYSTEM_NAME] = "jsonrpc"
         if method is not None:
-            span[semconv.ATTR_OTEL_RPC_METHOD] = method
+            span[semconv.ATTR_OTEL_RPC_METHOD] = scrub_value(semconv.ATTR_OTEL_RPC_METHOD, method)
     span.update(_provider_attrs(options.get("provider")))
     extra = {k: v for k, v in options.items() if k not in _NOT_ATTRIBUTES}
     for key, value in {**extra, **(options.get("attributes") or {})}.items():
@@ -457,7 +460,7 @@ def build_wrapper(kind: str, options: dict[str, Any]) -> OperationWrapper:
         if full in semconv.METRIC_ATTRIBUTES and isinstance(value, str):
             metric[full] = value
         else:
-            span[full] = scrub_value(full, value)
+            span[scrub_text(full)] = scrub_value(full, value)
     spec = OperationSpec(
         kind,
         metric,
