@@ -68,8 +68,9 @@ def _ci(*words: str) -> str:
 # --------------------------------------------------------------------------
 
 # Between mnemonic words: spaces, list punctuation, numbering, and the escaped
-# newline or tab of a repr ("phrase:\\nword\\nword" once the text went through repr()).
-_SEP = r"(?:[\s,;:|'\"().\-0-9]|\\[nrt])"
+# newline or tab of a repr ("phrase:\\nword\\nword" once the text went through repr(),
+# more backslashes for a repr inside a repr).
+_SEP = r"(?:[\s,;:|'\"().\-0-9]|\\{1,8}[nrt])"
 _MNEMONIC_RUN = re.compile(
     r"(?:(?<![A-Za-z0-9\\])|(?<=\\[nrt]))"  # a run starts at a word, also right after "\n"
     rf"[A-Za-z]{{3,8}}(?:{_SEP}{{1,8}}[A-Za-z]{{3,8}}(?![A-Za-z0-9])){{11,}}"
@@ -77,7 +78,9 @@ _MNEMONIC_RUN = re.compile(
 _WORD = re.compile(r"(?<!\\)[A-Za-z]+")  # the "n" of an escaped newline starts no word
 # Reversed text: separators then a word, read backwards from a cut (the lazy word
 # stops before the "n" of a reversed "\n").
-_REV_WORD = re.compile(r"(?:[\s,;:|'\"().\-0-9]|[nrt]\\){0,8}([A-Za-z]{3,8}?)(?:(?![A-Za-z0-9])|(?=[nrt]\\))")
+_REV_WORD = re.compile(
+    r"(?:[\s,;:|'\"().\-0-9]|[nrt]\\{1,8}){0,8}([A-Za-z]{3,8}?)(?:(?![A-Za-z0-9])|(?=[nrt]\\))"
+)
 
 # A URL or a path, from its first "/" ("//" for a URL with authority) to the
 # end of the token; the scheme or host before it holds no secret.
@@ -129,14 +132,14 @@ _STEMS = (
 )  # fmt: skip
 _PAIR = re.compile(
     r"(?<![A-Za-z0-9_.\-])"
-    r"(?=[A-Za-z0-9_.\-]{1,64}(?:\\{0,8}[\"']{1,2})?[ \t]{0,4}(?::|=|->))"
+    r"(?=[A-Za-z0-9_.\-]{1,64}(?:\\{0,8}[\"']{1,8})?[ \t]{0,4}(?::|=|->))"
     r"(?=[A-Za-z0-9_.\-]{0,40}?(?=["
     + "".join(sorted({c for w in _STEMS for c in (w[0], w[0].upper())}))
     + r"])"
     + _ci(*_STEMS)
     + r")"
     r"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,63})"
-    r"(?P<quote>\\{0,8}[\"']{1,2})?"
+    r"(?P<quote>\\{0,8}[\"']{1,8})?"
     r"(?P<sep>[ \t]{0,4}(?::|=>?|->)[ \t]{0,4})"
     r"(?!\[REDACTED\])"  # already redacted by the URL pass
 )
@@ -147,10 +150,10 @@ _QUALIFIER = re.compile(
 # The value after a secret name: a quoted string (to its closing quote or the end
 # of the line), or an optional auth scheme and one token.
 _VALUE = re.compile(
-    # SQL doubles the quotes of a quoted string inside a literal or an identifier
-    # (not an empty string followed by more text: '' then a separator).
-    r"\\{0,8}\"\"(?=[^\"\s,;)}\]])[^\"\r\n]*(?:\"\")?"
-    r"|''(?=[^'\s,;)}\]])[^'\r\n]*(?:'')?"
+    # SQL doubles the quotes of a quoted string inside a literal or an identifier, again
+    # for each level of nesting (not an empty string followed by more text: '' then ,).
+    r"\\{0,8}\"{2,8}(?=[^\"\s,;)}\]])[^\"\r\n]*\"{0,8}"
+    r"|'{2,8}(?=[^'\s,;)}\]])[^'\r\n]*'{0,8}"
     # A quoted string, its quotes escaped once or more (JSON in a repr, in a repr...).
     r"|\\{0,8}\"(?:[^\"\\\r\n]|\\.)*\"?"
     r"|\\{0,8}'(?:[^'\\\r\n]|\\.)*'?"
