@@ -1,16 +1,19 @@
-"""The export boundary cleans what the end-to-end secrets test found leaving raw:
-attribute keys, error types from ``record_error_if``, span names and status
-messages of other instrumentations, and static labels given to a wrapper."""
+"""The export boundary cleans what the end-to-end secrets test found leaving raw
+(attribute keys, error types from ``record_error_if``, span names and status
+messages of other instrumentations, static labels given to a wrapper), and a
+huge error costs what a short one does."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 import pytest
 
 import mevobs
 from mevobs import _records, semconv
+from mevobs._rpc_errors import MAX_CLASSIFIED, classify_rpc_error
 from mevobs.testing import capture
 
 PK = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
@@ -80,3 +83,55 @@ def test_a_huge_key_is_capped_counted_and_not_remembered() -> None:
         assert len(cleaned) < _records.MAX_KEY + 64
         assert "k" * 1_000_000 not in _records._CLEAN_KEYS
         assert tel.counter_value("mev.telemetry.dropped", reason="truncated") == 1
+
+
+class TestHugeErrors:
+    def test_the_rpc_classifier_reads_only_the_head_of_a_message(self) -> None:
+        """It runs on the caller's thread: "exceeded " 30 000 times used to cost
+        30 000 scans of 3 MB."""
+        assert classify_rpc_error(ValueError("x" * MAX_CLASSIFIED + " rate limit")) == "ValueError"
+        assert classify_rpc_error(ValueError("rate limit " + "x" * 3_000_000)) == "rate_limited"
+        adversarial = ValueError("exceeded " * 350_000)
+        start = time.process_time()
+        assert classify_rpc_error(adversarial) == "ValueError"
+        assert time.process_time() - start < 0.005
+
+    def test_a_broken_str_classifies_by_type(self) -> None:
+        class Broken(Exception):
+            def __str__(self) -> str:
+                raise RuntimeError("no")
+
+        assert classify_rpc_error(Broken()) == "Broken"
+        _, _, event = _records.exception_event(Broken(), 0)
+        assert event["exception.message"] == "<unprintable Broken>"
+
+    def test_each_message_of_a_chain_is_cut_before_formatting_and_the_frames_stay(self) -> None:
+        def inner() -> None:
+            raise KeyError("k" * 3_000_000)
+
+        def outer() -> None:
+            try:
+                inner()
+            except KeyError as exc:
+                raise RuntimeError("r" * 3_000_000) from exc
+
+        with pytest.raises(RuntimeError) as caught:
+            outer()
+        with capture() as tel:
+            stack = _records.stack_trace(caught.value)
+            assert tel.counter_value("mev.telemetry.dropped", reason="truncated") == 1
+        assert len(stack) <= _records.MAX_STACKTRACE + 64
+        assert "in outer\n" in stack and "RuntimeError: rrrr" in stack
+        assert "k" * (_records.MAX_MESSAGE + 1) not in stack
+
+    def test_a_huge_message_costs_the_worker_what_a_short_one_does(self) -> None:
+        short, huge = ValueError("x" * 8_000), ValueError("x" * 3_000_000)
+        for exc in (short, huge):
+            _records.exception_event(exc, 0)  # warm up
+        start = time.process_time()
+        _records.exception_event(short, 0)
+        t_short = time.process_time() - start
+        start = time.process_time()
+        _records.exception_event(huge, 0)
+        t_huge = time.process_time() - start
+        assert t_huge < 3 * t_short + 0.002

@@ -119,20 +119,61 @@ def clean_text(text: str, keep: frozenset[str] = frozenset()) -> str:
     return scrub_text(truncate(text, MAX_MESSAGE), keep=keep, limit=MAX_MESSAGE + 64)
 
 
+def capped(text: str, limit: int, what: str, *, keep_end: bool = False) -> str:
+    """:func:`truncate`, counting a cut as ``truncated`` on ``mev.telemetry.dropped``."""
+    if len(text) <= limit:
+        return text
+    STATE.dropped("truncated", what)
+    return truncate(text, limit, keep_end=keep_end)
+
+
+def stack_trace(exc: BaseException) -> str:
+    """The traceback of ``exc`` and of its chain (causes, contexts, groups), capped at
+    :data:`MAX_STACKTRACE` with the innermost frames kept.
+
+    Each message in the chain is cut to :data:`MAX_MESSAGE` before the text is
+    formatted: formatting a 3 MB message copies it several times, and cutting the
+    result afterwards would keep only the end of the message, not a single frame.
+    """
+    try:
+        formatted = traceback.TracebackException(type(exc), exc, exc.__traceback__, limit=64)
+        _cap_messages(formatted)
+        text = "".join(formatted.format())
+    except Exception:  # a broken exception must not stop the export
+        text = f"{type(exc).__qualname__}: <traceback unavailable>"
+    return capped(text, MAX_STACKTRACE, "exception.stacktrace", keep_end=True)
+
+
+def _cap_messages(formatted: traceback.TracebackException) -> None:
+    # ``_str`` (the message) and ``__notes__`` are what TracebackException.format()
+    # prints for each exception, in every version from 3.10 on; absent, nothing is cut.
+    pending, seen = [formatted], set()
+    while pending:
+        te = pending.pop()
+        if id(te) in seen:
+            continue
+        seen.add(id(te))
+        message = getattr(te, "_str", None)
+        if isinstance(message, str) and len(message) > MAX_MESSAGE:
+            te._str = truncate(message, MAX_MESSAGE)  # type: ignore[attr-defined]
+        notes = getattr(te, "__notes__", None)
+        if isinstance(notes, list):
+            short = [truncate(n, MAX_MESSAGE) if isinstance(n, str) else n for n in notes[:16]]
+            te.__notes__ = short  # type: ignore[attr-defined]
+        pending += [t for t in (te.__cause__, te.__context__) if t is not None]
+        pending += getattr(te, "exceptions", None) or []
+
+
 def exception_event(
     exc: BaseException, time_ns: int, keep: frozenset[str] = frozenset()
 ) -> tuple[str, int, dict[str, Any]]:
     """The OpenTelemetry ``exception`` event: type, message and stack trace, capped
     before scrubbing (a 3 MB revert string costs the same as a short one)."""
     try:
-        message = truncate(str(exc), MAX_MESSAGE)
+        message = capped(str(exc), MAX_MESSAGE, "exception.message")
     except Exception:  # a broken __str__ must not stop the export
         message = f"<unprintable {type(exc).__name__}>"
-    stack = truncate(
-        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=64)),
-        MAX_STACKTRACE,
-        keep_end=True,
-    )
+    stack = stack_trace(exc)
     if STATE.scrub:
         # Both are capped above; the scrubber's own cap must not cut them again.
         message = scrub_text(message, keep=keep, limit=MAX_MESSAGE + 64)
