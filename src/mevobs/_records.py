@@ -1,10 +1,12 @@
 """From a finished fast-path operation to what leaves the process: span fields and a log record.
 
-This is the export boundary of the fast path: it runs on the worker thread, never
+This is the export boundary: on the fast path it runs on the worker thread, never
 on the caller's, and every attribute a mevobs span, span event or log record
-carries passes through :func:`clean_attributes` here (secrets scrubbed, lengths
-capped). Static attributes of an operation were cleaned once when its wrapper
-was built; only what a call recorded is cleaned per record.
+carries passes through :func:`clean_attributes` here (keys and values scrubbed,
+lengths capped, each cut counted as ``truncated``). Static attributes and the span
+name of an operation were cleaned once when its wrapper was built; only what a call
+recorded is cleaned per record. The API path, spans of other instrumentations and
+the ``mevobs`` logger's boundary filter use the same functions.
 """
 
 from __future__ import annotations
@@ -70,6 +72,14 @@ def truncate(text: str, limit: int, *, keep_end: bool = False) -> str:
     return text[:limit] + f"…[{cut} chars truncated]"
 
 
+def capped(text: str, limit: int, what: str, *, keep_end: bool = False) -> str:
+    """:func:`truncate`, counting a cut as ``truncated`` on ``mev.telemetry.dropped``."""
+    if len(text) <= limit:
+        return text
+    STATE.dropped("truncated", what)
+    return truncate(text, limit, keep_end=keep_end)
+
+
 def clean_value(key: str, value: Any, keep: frozenset[str]) -> Any:
     """One attribute value as it may leave the process: capped at :data:`MAX_VALUE`
     before any pattern runs, then scrubbed (lists element by element)."""
@@ -114,17 +124,10 @@ def clean_attributes(attrs: Mapping[str, Any], keep: frozenset[str] = frozenset(
 def clean_text(text: str, keep: frozenset[str] = frozenset()) -> str:
     """A span name or status message as it may leave the process (capped at
     :data:`MAX_MESSAGE`, scrubbed): other instrumentations put error text there."""
+    text = capped(text, MAX_MESSAGE, "span name or status")
     if not STATE.scrub:
-        return truncate(text, MAX_MESSAGE)
-    return scrub_text(truncate(text, MAX_MESSAGE), keep=keep, limit=MAX_MESSAGE + 64)
-
-
-def capped(text: str, limit: int, what: str, *, keep_end: bool = False) -> str:
-    """:func:`truncate`, counting a cut as ``truncated`` on ``mev.telemetry.dropped``."""
-    if len(text) <= limit:
         return text
-    STATE.dropped("truncated", what)
-    return truncate(text, limit, keep_end=keep_end)
+    return scrub_text(text, keep=keep, limit=MAX_MESSAGE + 64)
 
 
 def stack_trace(exc: BaseException) -> str:
