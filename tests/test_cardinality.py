@@ -7,6 +7,8 @@ import pytest
 import mevobs
 from mevobs import semconv
 from mevobs._cardinality import CardinalityLimiter
+from mevobs.guards._security import SecuritySettings
+from mevobs.guards._start import security_monitor
 from mevobs.testing import capture
 
 KEY = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
@@ -92,3 +94,34 @@ class TestThroughTheRecorders:
             assert all(
                 "9aa3d95b" not in str(point.attributes) for point in tel.points("mev.operation.duration")
             )
+
+
+class TestInternalState:
+    def test_state_keys_are_capped_apart_from_labels(self) -> None:
+        """A value admitted as a detector's state key is still judged as a label."""
+        lim, refused = limiter(cap=2)
+        assert lim.bound("mev.rpc.provider", URL) == URL
+        assert lim.bound("mev.rpc.provider", "a") == "a"
+        assert lim.bound("mev.rpc.provider", "b") == semconv.OTHER_VALUE
+        assert refused == []
+        assert lim.limit("mev.rpc.provider", URL) == semconv.OTHER_VALUE
+        assert refused == ["mev.rpc.provider"]
+
+    def test_rpc_detector_tells_url_providers_apart_without_counting_refusals(self) -> None:
+        monitor = security_monitor(SecuritySettings(rpc_window=10), {}, ())
+
+        @mevobs.rpc(method="eth_call", provider=URL)
+        def failing() -> None:
+            raise ConnectionError("connection refused")
+
+        @mevobs.rpc(method="eth_call", provider="https://rpc.ankr.com/eth/" + KEY)
+        def healthy() -> None:
+            pass
+
+        with capture(hooks=[monitor]) as tel:
+            for _ in range(10):
+                healthy()
+                with pytest.raises(ConnectionError):
+                    failing()
+            assert tel.counter_value("mev.security.events", kind="rpc_pattern") == 1
+            assert tel.counter_value("mev.telemetry.dropped", reason="unbounded_label") == 0

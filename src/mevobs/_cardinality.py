@@ -40,9 +40,12 @@ class CardinalityLimiter:
         self.on_refuse = on_refuse
         self._seen: dict[str, set[Any]] = {}
         self._refused: dict[str, set[str]] = {}
+        self._bounded: dict[str, set[Any]] = {}
         self._lock = threading.Lock()
 
     def limit(self, key: str, value: Any) -> Any:
+        """``value`` as a metric label: itself, or ``"other"`` past the cap or when it
+        looks unbounded (reported to ``on_refuse``)."""
         seen = self._seen.get(key)
         if seen is not None and value in seen:
             return value
@@ -59,8 +62,20 @@ class CardinalityLimiter:
                     refused.add(value)
             self._refuse(key)
             return semconv.OTHER_VALUE
+        return self._admit(self._seen, key, value)
+
+    def bound(self, key: str, value: Any) -> Any:
+        """``value`` as a key of internal state that must stay bounded but never leaves
+        as a label (a detector's baseline per RPC endpoint): the cap alone, kept apart
+        from the labels so that a value admitted here is still judged as a label."""
+        seen = self._bounded.get(key)
+        if seen is not None and value in seen:
+            return value
+        return self._admit(self._bounded, key, value)
+
+    def _admit(self, table: dict[str, set[Any]], key: str, value: Any) -> Any:
         with self._lock:
-            seen = self._seen.setdefault(key, set())
+            seen = table.setdefault(key, set())
             if value in seen:
                 return value
             if len(seen) >= self.cap:
