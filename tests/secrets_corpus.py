@@ -396,12 +396,42 @@ CASES: tuple[Case, ...] = (
         value=f"Authorization: Bearer {BEARER}",
     ),
     Case("api-key-attribute", ATTRIBUTE, (ALCHEMY,), key="ALCHEMY_API_KEY", value=ALCHEMY),
+    # ---- found by the end-to-end test (tests/integration/test_secrets_e2e.py) -----------
+    Case(
+        "escaped-json-in-rpc-error",
+        EXCEPTION,
+        (PASSWORD,),
+        text=str({"code": -32000, "message": json.dumps(json.dumps({"user": "bot", "password": PASSWORD}))}),
+        notes="JSON in a string in a dict repr: the quotes escaped twice",
+    ),
+    Case(
+        "mnemonic-lines-in-repr",
+        SECURITY_DETAIL,
+        windows(M12B, "\\n"),
+        text=repr("phrase was:\n" + "\n".join(M12B)),
+        notes="a newline-separated phrase after repr(): words joined by a backslash and an n",
+    ),
+    Case(
+        "sqlite-doubled-quotes",
+        SQLITE,
+        (PASSWORD,),
+        text=f"INSERT INTO cfg (body) VALUES ('{{''user'': ''bot'', ''password'': ''{PASSWORD}''}}')",
+    ),
+    Case(
+        "hash-key-holding-text",
+        RECORD_ARGUMENT,
+        (PK,),
+        key="mev.tx.hash",
+        value=f"{TX_HASH} (signed with 0x{PK})",
+        notes="a hash key keeps one hex number, not any 64-hex in its text",
+    ),
 )
 
 KEEPS: tuple[Keep, ...] = (
     Keep("tx-hash-in-keep", text=f"tx {TX_HASH} reverted in block {BLOCK_HASH}", keep=(TX_HASH, BLOCK_HASH)),
     Keep("tx-hash-in-keep-without-0x", text=f"replacing {TX_HASH[2:].upper()}", keep=(TX_HASH,)),
     Keep("tx-hash-key", key="mev.tx.hash", value=TX_HASH),
+    Keep("tx-hash-key-without-0x", key="mev.tx.hash", value=TX_HASH[2:]),
     Keep("block-hash-key", key="blockHash", value=BLOCK_HASH),
     Keep("pool-id-key", key="balancer.pool_id", value="0x" + _hex(64)),
     Keep("v4-pool-id-as-address", key="mev.pool.address", value="0x" + _hex(64)),

@@ -310,6 +310,11 @@ class TestLinearTime:
         ("pem", lambda n: "-----BEGIN PRIVATE KEY-----" * (n // 27)),
         ("telegram", lambda n: "123456789:" * (n // 10)),
         ("paths", lambda n: "/v3/" * (n // 4)),
+        ("escaped-quotes", lambda n: ("password" + "\\" * 8 + '"": ') * (n // 20)),
+        ("doubled-quotes", lambda n: "password: ''''x" * (n // 15)),
+        ("quote-runs", lambda n: "'" * n),
+        ("escaped-newlines", lambda n: "abandon\\\\n" * (n // 10)),
+        ("backslash-n-starts", lambda n: "\\nabc" * (n // 5)),
     )
 
     @pytest.mark.parametrize(("name", "make"), SHAPES, ids=[s[0] for s in SHAPES])

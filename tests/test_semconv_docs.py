@@ -113,3 +113,15 @@ def test_prometheus_names_match_the_real_exporter() -> None:
             assert f"{spec.prometheus_name}_bucket" in exposed
         else:
             assert spec.prometheus_name in exposed
+
+
+def test_every_reason_the_code_counts_is_a_documented_drop_reason() -> None:
+    """``STATE.dropped("reason")`` anywhere in mevobs uses a value of DROP_REASONS, and
+    the docs table lists them all."""
+    counted: set[str] = set()
+    for path in Path(semconv.__file__).parent.rglob("*.py"):
+        counted |= set(re.findall(r'dropped\(\s*"([a-z_]+)"', path.read_text()))
+    assert {"invalid_value", "unbounded_label", "truncated"} <= counted  # the scan sees the calls
+    assert counted <= set(semconv.DROP_REASONS)
+    (row,) = [row for row in _section("attributes") if _code(row[0]) == [semconv.ATTR_DROP_REASON]]
+    assert re.findall(r"`([a-z_]+)`", row[3].split("Values:")[1]) == list(semconv.DROP_REASONS)

@@ -58,7 +58,10 @@ def attribute_rows() -> list[str]:
         if attr not in semconv.METRIC_ATTRIBUTES
     ]
     for attr in dict.fromkeys(particular):
-        rows.append(f"| `{attr}` | one metric (see above) | fixed set | {_doc(names[attr])} |")
+        doc = _doc(names[attr])
+        if attr == semconv.ATTR_DROP_REASON:
+            doc += " Values: " + ", ".join(f"`{reason}`" for reason in semconv.DROP_REASONS) + "."
+        rows.append(f"| `{attr}` | one metric (see above) | fixed set | {doc} |")
     for attr in semconv.SPAN_ONLY_ATTRIBUTES:
         rows.append(f"| `{attr}` | spans, logs only | unbounded | {_doc(names[attr])} |")
     return rows

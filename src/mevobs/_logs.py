@@ -11,7 +11,6 @@ import datetime as _dt
 import json
 import logging
 import math
-import traceback
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -20,7 +19,7 @@ from opentelemetry._logs import LoggerProvider, SeverityNumber
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from mevobs import semconv
-from mevobs._records import MAX_MESSAGE, MAX_STACKTRACE, clean_attributes, truncate
+from mevobs._records import MAX_MESSAGE, MAX_STACKTRACE, capped, clean_attributes, stack_trace, truncate
 from mevobs._scrub import scrub_text
 from mevobs._state import LOGGER, STATE
 
@@ -99,7 +98,7 @@ def _clean(record: logging.LogRecord, scrub: bool) -> tuple[str, dict[str, Any]]
         return message, dict(attrs)
     # ``mevobs_keep``: 64-hex digests the writer knows are public (tx hashes, audit heads).
     keep: frozenset[str] = getattr(record, "mevobs_keep", frozenset())
-    message = scrub_text(truncate(message, MAX_MESSAGE), keep=keep, limit=MAX_MESSAGE + 64)
+    message = scrub_text(capped(message, MAX_MESSAGE, "log message"), keep=keep, limit=MAX_MESSAGE + 64)
     return message, clean_attributes(attrs, keep)
 
 
@@ -111,11 +110,9 @@ def exception_text(record: logging.LogRecord, scrub: bool) -> str | None:
     """
     if record.exc_text:
         return record.exc_text
-    if not record.exc_info or record.exc_info[0] is None:
+    if not record.exc_info or record.exc_info[1] is None:
         return None
-    text = truncate(
-        "".join(traceback.format_exception(*record.exc_info, limit=64)), MAX_STACKTRACE, keep_end=True
-    )
+    text = stack_trace(record.exc_info[1])
     return scrub_text(text, limit=MAX_STACKTRACE + 64) if scrub else text
 
 
@@ -252,4 +249,6 @@ class OtelLogBridge(logging.Handler):
             )
         except Exception as exc:
             STATE.dropped("export_failed", f"log bridge: {type(exc).__name__}")
+
+
 LOGGER.addFilter(BOUNDARY)

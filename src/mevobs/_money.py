@@ -8,7 +8,7 @@ Floats appear only at the metric boundary (:func:`wei_to_eth`).
 from __future__ import annotations
 
 import math
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, localcontext
 from typing import Any
 
 WEI_PER_ETH = 10**18
@@ -17,6 +17,16 @@ WEI_PER_GWEI = 10**9
 # A bound far above any real balance (the total supply of any token is far below
 # 2**256) that keeps float conversion and string formatting cheap and finite.
 MAX_AMOUNT = 2**256
+_MAX_DECIMAL = Decimal(MAX_AMOUNT)
+# Every size is checked before a conversion, never after: int(Decimal("1e999999"))
+# or int() of a million digits takes seconds (quadratic), and Decimal arithmetic on
+# an exponent past the context's range raises. 2**256 is 78 decimal digits.
+_MAX_ADJUSTED = 77
+"""Largest decimal exponent (``Decimal.adjusted()``) of an amount below 2**256."""
+_MAX_TEXT = 80
+"""Longest amount text: 78 digits or "0x" and 64 hex digits, a sign, some slack."""
+_MAX_BYTES = 64
+"""Longest bytes amount (32 significant bytes, zero-padded to a 64-byte word)."""
 
 
 def to_int(value: Any, *, allow_negative: bool = False) -> int | None:
@@ -25,30 +35,42 @@ def to_int(value: Any, *, allow_negative: bool = False) -> int | None:
     Accepts int (not bool), integral Decimal or float, decimal strings and
     ``0x`` hex strings (raw JSON-RPC receipts), and bytes-like ``HexBytes``.
     Refuses None, NaN, infinities, fractions, negatives (unless allowed) and
-    magnitudes of 2**256 or more.
+    magnitudes of 2**256 or more, in time that does not depend on the value:
+    sizes are checked before any conversion.
     """
     result: int | None
     try:
         if isinstance(value, bool) or value is None:
             return None
         if isinstance(value, int):
-            result = int(value)
-        elif isinstance(value, Decimal):
-            if not value.is_finite() or value != value.to_integral_value():
+            if value.bit_length() > 256:
                 return None
             result = int(value)
+        elif isinstance(value, Decimal):
+            if not value.is_finite() or value.adjusted() > _MAX_ADJUSTED:
+                return None
+            integral = value.to_integral_value()  # few digits now: int() of it is cheap
+            if value != integral:
+                return None
+            result = int(integral)
         elif isinstance(value, float):
             if not math.isfinite(value) or not value.is_integer():
                 return None
             result = int(value)
         elif isinstance(value, str):
+            if len(value) > 4 * _MAX_TEXT:  # before strip() and replace() copy it
+                return None
             text = value.strip().replace("_", "")
+            if len(text) > _MAX_TEXT:
+                return None
             result = int(text, 16) if text.lower().startswith(("0x", "-0x")) else int(text, 10)
         elif isinstance(value, (bytes, bytearray)):
+            if len(value) > _MAX_BYTES:
+                return None
             result = int.from_bytes(value, "big") if value else None
         else:
             return None
-    except (ValueError, TypeError, OverflowError, InvalidOperation):
+    except (ValueError, TypeError, ArithmeticError):  # OverflowError, decimal.InvalidOperation
         return None
     if result is None or abs(result) >= MAX_AMOUNT:
         return None
@@ -61,7 +83,8 @@ def to_decimal(value: Any) -> Decimal | None:
     """Coerce a human amount (ETH, USD) to a finite Decimal, or ``None``.
 
     Floats go through ``str`` so that ``0.1`` means one tenth, not its binary
-    neighbour.
+    neighbour. Like :func:`to_int`, sizes are checked before any conversion, and
+    the magnitude check uses no context (nothing to overflow).
     """
     try:
         if isinstance(value, bool) or value is None:
@@ -69,16 +92,20 @@ def to_decimal(value: Any) -> Decimal | None:
         if isinstance(value, Decimal):
             result = value
         elif isinstance(value, int):
+            if value.bit_length() > 256:
+                return None
             result = Decimal(value)
         elif isinstance(value, float):
             result = Decimal(str(value))
         elif isinstance(value, str):
+            if len(value) > 4 * _MAX_TEXT:
+                return None
             result = Decimal(value.strip())
         else:
             return None
-    except (ValueError, TypeError, InvalidOperation):
-        return None
-    if not result.is_finite() or abs(result) >= Decimal(MAX_AMOUNT):
+        if not result.is_finite() or result.adjusted() > _MAX_ADJUSTED or result.copy_abs() >= _MAX_DECIMAL:
+            return None
+    except (ValueError, TypeError, ArithmeticError):
         return None
     return result
 

@@ -30,7 +30,7 @@ from mevobs._otlp import (
 )
 from mevobs._otlp_export import EncodedExporter
 from mevobs._outputs import SEVERITY
-from mevobs._records import SpanFields, clean_attributes
+from mevobs._records import SpanFields, clean_attributes, clean_text
 from mevobs._state import STATE
 
 
@@ -126,6 +126,8 @@ class EncodedSpanOutput:
         scope, record = record_from_readable(span)
         # Another instrumentation's attributes (db.statement...) pass the same boundary.
         record = record._replace(
+            name=clean_text(record.name),
+            status_message=clean_text(record.status_message),
             attributes=clean_attributes(record.attributes),
             events=[EventRecord(e[0], e[1], clean_attributes(e[2]), *e[3:]) for e in record.events],
         )

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from mevobs._records import KIND_CLIENT, STATUS_ERROR, SpanFields, clean_attributes
+from mevobs._records import KIND_CLIENT, STATUS_ERROR, SpanFields, clean_attributes, clean_text
 from mevobs._state import STATE
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -67,11 +67,15 @@ def readable_span(fields: SpanFields, resource: Resource, scope: Instrumentation
 
 
 def scrubbed_span(span: ReadableSpan) -> ReadableSpan:
-    """A copy of an SDK span whose attributes and event attributes passed the export
-    boundary (``clean_attributes``): spans of other instrumentations (db.statement)
-    and every span of the API path."""
+    """A copy of an SDK span whose name, status message, attributes and event
+    attributes passed the export boundary (``clean_text``, ``clean_attributes``):
+    spans of other instrumentations (db.statement, a database error quoting the
+    statement in the status) and every span of the API path."""
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, clean_text(status.description))
     return ReadableSpan(
-        name=span.name,
+        name=clean_text(span.name),
         context=span.context,
         parent=span.parent,
         resource=span.resource,
@@ -81,7 +85,7 @@ def scrubbed_span(span: ReadableSpan) -> ReadableSpan:
         ],
         links=span.links,
         kind=span.kind,
-        status=span.status,
+        status=status,
         start_time=span.start_time,
         end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,

@@ -1,10 +1,12 @@
 """From a finished fast-path operation to what leaves the process: span fields and a log record.
 
-This is the export boundary of the fast path: it runs on the worker thread, never
+This is the export boundary: on the fast path it runs on the worker thread, never
 on the caller's, and every attribute a mevobs span, span event or log record
-carries passes through :func:`clean_attributes` here (secrets scrubbed, lengths
-capped). Static attributes of an operation were cleaned once when its wrapper
-was built; only what a call recorded is cleaned per record.
+carries passes through :func:`clean_attributes` here (keys and values scrubbed,
+lengths capped, each cut counted as ``truncated``). Static attributes and the span
+name of an operation were cleaned once when its wrapper was built; only what a call
+recorded is cleaned per record. The API path, spans of other instrumentations and
+the ``mevobs`` logger's boundary filter use the same functions.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ MAX_STACKTRACE = 16_384
 """Longest stack trace exported (characters): the innermost frames are kept."""
 MAX_VALUE = 4_096
 """Longest attribute value exported (characters)."""
+MAX_KEY = 256
+"""Longest attribute key exported (characters)."""
 LOGGER_NAME = semconv.INSTRUMENTATION_SCOPE
 
 _ERROR_OUTCOMES = {
@@ -68,6 +72,14 @@ def truncate(text: str, limit: int, *, keep_end: bool = False) -> str:
     return text[:limit] + f"…[{cut} chars truncated]"
 
 
+def capped(text: str, limit: int, what: str, *, keep_end: bool = False) -> str:
+    """:func:`truncate`, counting a cut as ``truncated`` on ``mev.telemetry.dropped``."""
+    if len(text) <= limit:
+        return text
+    STATE.dropped("truncated", what)
+    return truncate(text, limit, keep_end=keep_end)
+
+
 def clean_value(key: str, value: Any, keep: frozenset[str]) -> Any:
     """One attribute value as it may leave the process: capped at :data:`MAX_VALUE`
     before any pattern runs, then scrubbed (lists element by element)."""
@@ -77,11 +89,82 @@ def clean_value(key: str, value: Any, keep: frozenset[str]) -> Any:
     return cleaned
 
 
+_CLEAN_KEYS: dict[str, str] = {}
+_CLEAN_KEYS_SIZE = 4096
+
+
+def clean_key(key: str) -> str:
+    """An attribute key as it may leave the process.
+
+    Keys are names from code, so a memo serves nearly every call; but a bot may
+    build one from data (``set_attribute(url, ...)``), so a new key is capped and
+    scrubbed like text. The memo holds short keys only and is emptied when full:
+    bounded, whatever keys come.
+    """
+    cleaned = _CLEAN_KEYS.get(key)
+    if cleaned is not None:
+        return cleaned
+    if len(key) > MAX_KEY:
+        STATE.dropped("truncated", "attribute key")
+        return scrub_text(truncate(key, MAX_KEY), limit=MAX_KEY + 64)
+    cleaned = scrub_text(key, limit=MAX_KEY)
+    if len(_CLEAN_KEYS) >= _CLEAN_KEYS_SIZE:
+        _CLEAN_KEYS.clear()
+    _CLEAN_KEYS[key] = cleaned
+    return cleaned
+
+
 def clean_attributes(attrs: Mapping[str, Any], keep: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The one scrubbing function of the fast path's export boundary."""
+    """The one scrubbing function of the export boundary: keys and values, every path."""
     if not STATE.scrub:
         return {k: truncate(v, MAX_VALUE) if isinstance(v, str) else v for k, v in attrs.items()}
-    return {k: clean_value(k, v, keep) for k, v in attrs.items()}
+    return {clean_key(k): clean_value(k, v, keep) for k, v in attrs.items()}
+
+
+def clean_text(text: str, keep: frozenset[str] = frozenset()) -> str:
+    """A span name or status message as it may leave the process (capped at
+    :data:`MAX_MESSAGE`, scrubbed): other instrumentations put error text there."""
+    text = capped(text, MAX_MESSAGE, "span name or status")
+    if not STATE.scrub:
+        return text
+    return scrub_text(text, keep=keep, limit=MAX_MESSAGE + 64)
+
+
+def stack_trace(exc: BaseException) -> str:
+    """The traceback of ``exc`` and of its chain (causes, contexts, groups), capped at
+    :data:`MAX_STACKTRACE` with the innermost frames kept.
+
+    Each message in the chain is cut to :data:`MAX_MESSAGE` before the text is
+    formatted: formatting a 3 MB message copies it several times, and cutting the
+    result afterwards would keep only the end of the message, not a single frame.
+    """
+    try:
+        formatted = traceback.TracebackException(type(exc), exc, exc.__traceback__, limit=64)
+        _cap_messages(formatted)
+        text = "".join(formatted.format())
+    except Exception:  # a broken exception must not stop the export
+        text = f"{type(exc).__qualname__}: <traceback unavailable>"
+    return capped(text, MAX_STACKTRACE, "exception.stacktrace", keep_end=True)
+
+
+def _cap_messages(formatted: traceback.TracebackException) -> None:
+    # ``_str`` (the message) and ``__notes__`` are what TracebackException.format()
+    # prints for each exception, in every version from 3.10 on; absent, nothing is cut.
+    pending, seen = [formatted], set()
+    while pending:
+        te = pending.pop()
+        if id(te) in seen:
+            continue
+        seen.add(id(te))
+        message = getattr(te, "_str", None)
+        if isinstance(message, str) and len(message) > MAX_MESSAGE:
+            te._str = truncate(message, MAX_MESSAGE)  # type: ignore[attr-defined]
+        notes = getattr(te, "__notes__", None)
+        if isinstance(notes, list):
+            short = [truncate(n, MAX_MESSAGE) if isinstance(n, str) else n for n in notes[:16]]
+            te.__notes__ = short  # type: ignore[attr-defined]
+        pending += [t for t in (te.__cause__, te.__context__) if t is not None]
+        pending += getattr(te, "exceptions", None) or []
 
 
 def exception_event(
@@ -90,14 +173,10 @@ def exception_event(
     """The OpenTelemetry ``exception`` event: type, message and stack trace, capped
     before scrubbing (a 3 MB revert string costs the same as a short one)."""
     try:
-        message = truncate(str(exc), MAX_MESSAGE)
+        message = capped(str(exc), MAX_MESSAGE, "exception.message")
     except Exception:  # a broken __str__ must not stop the export
         message = f"<unprintable {type(exc).__name__}>"
-    stack = truncate(
-        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=64)),
-        MAX_STACKTRACE,
-        keep_end=True,
-    )
+    stack = stack_trace(exc)
     if STATE.scrub:
         # Both are capped above; the scrubber's own cap must not cut them again.
         message = scrub_text(message, keep=keep, limit=MAX_MESSAGE + 64)
@@ -124,7 +203,8 @@ def span_fields(op: Operation) -> SpanFields:
     attrs[semconv.ATTR_OUTCOME] = outcome
     error_type = op._error_type
     if error_type is not None:
-        attrs[semconv.ATTR_ERROR_TYPE] = error_type
+        # Usually a class name, but a record_error_if verdict is the bot's own text.
+        error_type = attrs[semconv.ATTR_ERROR_TYPE] = clean_text(error_type, keep)
     events: list[tuple[str, int, dict[str, Any]]] = []
     for name, time_ns, event_attrs in op._events or ():
         events.append((name, time_ns, clean_attributes(event_attrs, keep)))

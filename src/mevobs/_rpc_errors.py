@@ -14,11 +14,13 @@ import socket
 from typing import Any
 
 _RATE_LIMIT_CODES = frozenset({429, -32005, -32029})
+# Every repetition is bounded: these run on the caller's thread, and "exceeded .*quota"
+# costs a scan to the end of the text for each "exceeded " in it.
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "rate_limited",
         re.compile(
-            r"(too many requests|rate.?limit|exceeded .*(quota|limit|capacity)|"
+            r"(too many requests|rate.?limit|exceeded .{0,64}?(quota|limit|capacity)|"
             r"compute units? per second|\b429\b|request limit|throttl)",
             re.IGNORECASE,
         ),
@@ -61,15 +63,30 @@ def _codes(exc: BaseException) -> list[int]:
     return found
 
 
+MAX_CLASSIFIED = 4096
+"""Characters of an error message the classifier reads: it runs on the caller's
+thread, and what says "rate limit" or "nonce too low" comes first, not after a
+40 KB revert payload."""
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ classifies by type alone
+        return ""
+    return text[:MAX_CLASSIFIED]
+
+
 def classify_rpc_error(exc: BaseException) -> str:
     """Return the bounded ``error.type`` for a failed RPC call.
 
     Rate limiting is checked first, by code and then by message, because
-    providers often signal it through generic HTTP or connection errors.
+    providers often signal it through generic HTTP or connection errors. Only
+    the first :data:`MAX_CLASSIFIED` characters of the message are read.
     """
     if any(code in _RATE_LIMIT_CODES for code in _codes(exc)):
         return "rate_limited"
-    text = f"{type(exc).__name__}: {exc}"
+    text = f"{type(exc).__name__}: {_message(exc)}"
     rate_name, rate_pattern = _PATTERNS[0]
     if rate_pattern.search(text):
         return rate_name

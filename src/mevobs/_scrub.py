@@ -67,13 +67,20 @@ def _ci(*words: str) -> str:
 # inputs of each shape; docs/security.md has the cost per byte.
 # --------------------------------------------------------------------------
 
-_SEP = r"[\s,;:|'\"().\-0-9]"  # between mnemonic words: spaces, list punctuation, numbering
+# Between mnemonic words: spaces, list punctuation, numbering, and the escaped
+# newline or tab of a repr ("phrase:\\nword\\nword" once the text went through repr(),
+# more backslashes for a repr inside a repr).
+_SEP = r"(?:[\s,;:|'\"().\-0-9]|\\{1,8}[nrt])"
 _MNEMONIC_RUN = re.compile(
-    rf"(?<![A-Za-z0-9])[A-Za-z]{{3,8}}(?:{_SEP}{{1,8}}[A-Za-z]{{3,8}}(?![A-Za-z0-9])){{11,}}"
+    r"(?:(?<![A-Za-z0-9\\])|(?<=\\[nrt]))"  # a run starts at a word, also right after "\n"
+    rf"[A-Za-z]{{3,8}}(?:{_SEP}{{1,8}}[A-Za-z]{{3,8}}(?![A-Za-z0-9])){{11,}}"
 )
-_WORD = re.compile(r"[A-Za-z]+")
-# Reversed text: separators then a word, read backwards from a cut.
-_REV_WORD = re.compile(rf"{_SEP}{{0,8}}([A-Za-z]{{3,8}})(?![A-Za-z0-9])")
+_WORD = re.compile(r"(?<!\\)[A-Za-z]+")  # the "n" of an escaped newline starts no word
+# Reversed text: separators then a word, read backwards from a cut (the lazy word
+# stops before the "n" of a reversed "\n").
+_REV_WORD = re.compile(
+    r"(?:[\s,;:|'\"().\-0-9]|[nrt]\\{1,8}){0,8}([A-Za-z]{3,8}?)(?:(?![A-Za-z0-9])|(?=[nrt]\\))"
+)
 
 # A URL or a path, from its first "/" ("//" for a URL with authority) to the
 # end of the token; the scheme or host before it holds no secret.
@@ -125,14 +132,14 @@ _STEMS = (
 )  # fmt: skip
 _PAIR = re.compile(
     r"(?<![A-Za-z0-9_.\-])"
-    r"(?=[A-Za-z0-9_.\-]{1,64}(?:\\?[\"'])?[ \t]{0,4}(?::|=|->))"
+    r"(?=[A-Za-z0-9_.\-]{1,64}(?:\\{0,8}[\"']{1,8})?[ \t]{0,4}(?::|=|->))"
     r"(?=[A-Za-z0-9_.\-]{0,40}?(?=["
     + "".join(sorted({c for w in _STEMS for c in (w[0], w[0].upper())}))
     + r"])"
     + _ci(*_STEMS)
     + r")"
     r"(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,63})"
-    r"(?P<quote>\\?[\"'])?"
+    r"(?P<quote>\\{0,8}[\"']{1,8})?"
     r"(?P<sep>[ \t]{0,4}(?::|=>?|->)[ \t]{0,4})"
     r"(?!\[REDACTED\])"  # already redacted by the URL pass
 )
@@ -143,8 +150,13 @@ _QUALIFIER = re.compile(
 # The value after a secret name: a quoted string (to its closing quote or the end
 # of the line), or an optional auth scheme and one token.
 _VALUE = re.compile(
-    r"\\?\"(?:[^\"\\\r\n]|\\.)*\"?"
-    r"|'(?:[^'\\\r\n]|\\.)*'?"
+    # SQL doubles the quotes of a quoted string inside a literal or an identifier, again
+    # for each level of nesting (not an empty string followed by more text: '' then ,).
+    r"\\{0,8}\"{2,8}(?=[^\"\s,;)}\]])[^\"\r\n]*\"{0,8}"
+    r"|'{2,8}(?=[^'\s,;)}\]])[^'\r\n]*'{0,8}"
+    # A quoted string, its quotes escaped once or more (JSON in a repr, in a repr...).
+    r"|\\{0,8}\"(?:[^\"\\\r\n]|\\.)*\"?"
+    r"|\\{0,8}'(?:[^'\\\r\n]|\\.)*'?"
     r"|(?:"
     + _ci("bearer", "basic", "digest", "token", "bot")
     + r"[ \t]{1,4})?(?:[^\s'\",;&#()\[\]{}<>]|\[REDACTED\])*"
@@ -281,9 +293,10 @@ def _scrub(text: str, keep: Collection[str], hex_ok: bool, limit: int) -> tuple[
             # One hex number: only a 32-byte one can be a key; addresses are public.
             kept = len(text) != 66 or hex_ok or _kept(text, keep)
             return (text if kept else REDACTED), False
-        return _apply(text, keep, hex_ok), False
+        # Only a value that is one hex number is a hash or an id: "<hash> (key <64 hex>)" is not.
+        return _apply(text, keep, hex_ok and _HEX_FULL.fullmatch(text) is not None), False
     head = _cut(text, max(limit, 0))
-    return _apply(head, keep, hex_ok) + f"…[truncated {n - len(head)} chars]", True
+    return _apply(head, keep, False) + f"…[truncated {n - len(head)} chars]", True
 
 
 def _apply(text: str, keep: Collection[str], hex_ok: bool) -> str:

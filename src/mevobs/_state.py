@@ -52,7 +52,7 @@ class State:
         self.providers: Providers | None = None
         self.tracer: Tracer = trace.NoOpTracer()
         self.instruments = Instruments(metrics.NoOpMeter(semconv.INSTRUMENTATION_SCOPE))
-        self.limiter = CardinalityLimiter()
+        self.limiter = CardinalityLimiter(on_refuse=self._refused_label)
         # Whether anything can receive telemetry: configure()/capture() ran, or the
         # application installed global providers. Once true it stays true (the
         # OpenTelemetry globals cannot be unset); while false, operations skip
@@ -127,7 +127,7 @@ class State:
         self.instruments = instruments if instruments is not None else Instruments(meter)
         self.fast = fast
         self._set_lane()
-        self.limiter = CardinalityLimiter(cap)
+        self.limiter = CardinalityLimiter(cap, on_refuse=self._refused_label)
         self.generation += 1
 
     def _globals_set(self) -> bool:
@@ -153,6 +153,11 @@ class State:
         if self.providers is not None:
             return self.providers.logger_provider
         return get_logger_provider()
+
+    def _refused_label(self, key: str) -> None:
+        # Registered with the limiter (a lower layer): a metric label that looked like a
+        # URL, an address or a key became "other".
+        self.dropped("unbounded_label", key)
 
     def dropped(self, reason: str, detail: str = "", count: int = 1) -> None:
         """Count telemetry mevobs refused or lost; never raises."""

@@ -86,15 +86,20 @@ class OperationSpec:
     ) -> None:
         self.kind = kind
         self.is_rpc = kind == semconv.OPERATION_RPC
-        label = (
-            metric_attrs.get(semconv.ATTR_EXCHANGE)
-            or metric_attrs.get(semconv.ATTR_STRATEGY)
-            or metric_attrs.get(semconv.ATTR_RPC_METHOD)
-        )
-        self.span_name = f"{kind} {label}" if label else kind
+        label = None
+        for key in (semconv.ATTR_EXCHANGE, semconv.ATTR_STRATEGY, semconv.ATTR_RPC_METHOD):
+            if metric_attrs.get(key):
+                # Through the cardinality cap, like the metric label: a bot naming an
+                # exchange after every pool cannot grow the set of span names either.
+                label = STATE.limiter.limit(key, metric_attrs[key])
+                break
+        # The name and the static attributes leave as they stand on every span: the
+        # labels in them are cleaned here, once, like every other static attribute (on
+        # metrics, the limiter refuses a label that looks like a URL or a key).
+        self.span_name = scrub_text(f"{kind} {label}" if label else kind)
         self.span_kind = SpanKind[semconv.SPAN_KIND_RPC] if self.is_rpc else SpanKind.INTERNAL
         self._static_metric = {semconv.ATTR_OPERATION: kind, **metric_attrs}
-        self.span_attrs = {**span_attrs, **self._static_metric}
+        self.span_attrs = {**span_attrs, **{k: scrub_value(k, v) for k, v in self._static_metric.items()}}
         # What every call of this spec carries (see Operation.facts).
         self.facts = (FACT_RPC if self.is_rpc else 0) | (
             FACT_TRANSACTION if semconv.ATTR_TX_TO in self.span_attrs else 0
@@ -545,7 +550,7 @@ def build_wrapper(
     if kind == semconv.OPERATION_RPC:
         span[semconv.ATTR_RPC_SYSTEM_NAME] = "jsonrpc"
         if method is not None:
-            span[semconv.ATTR_OTEL_RPC_METHOD] = method
+            span[semconv.ATTR_OTEL_RPC_METHOD] = scrub_value(semconv.ATTR_OTEL_RPC_METHOD, method)
     span.update(_provider_attrs(options.get("provider")))
     extra = {**plain, **{k: v for k, v in options.items() if k not in _NOT_ATTRIBUTES}}
     for key, value in {**extra, **(options.get("attributes") or {})}.items():
@@ -556,7 +561,7 @@ def build_wrapper(
         if full in semconv.METRIC_ATTRIBUTES and isinstance(value, str):
             metric[full] = value
         else:
-            span[full] = scrub_value(full, value)
+            span[scrub_text(full)] = scrub_value(full, value)
     spec = OperationSpec(
         kind,
         metric,

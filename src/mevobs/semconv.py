@@ -288,6 +288,7 @@ RPC_ERROR_TYPES: Final = (
 DROP_REASONS: Final = (
     "invalid_value",
     "invalid_attribute",
+    "unbounded_label",
     "recorder_error",
     "export_failed",
     "queue_full",
@@ -298,12 +299,13 @@ DROP_REASONS: Final = (
     "sampling_overflow",
 )
 """Every value of the ``reason`` attribute on ``mev.telemetry.dropped``: refused input
-(``invalid_value``, ``invalid_attribute``, ``recorder_error``), lost telemetry
-(``export_failed``, ``queue_full``, ``overload``: a successful trace shed above the
-queue's high-water mark, ``log_queue_full``: a stalled log destination), and fidelity
-lost but data kept (``series_cap``: recorded into the ``other`` series, ``truncated``:
-a value cut to its limit, ``sampling_overflow``: spans exported before their trace's
-tail decision)."""
+(``invalid_value``, ``invalid_attribute``, ``recorder_error``, and ``unbounded_label``: a
+metric label that looked like a URL, an address or a key became ``other``), lost
+telemetry (``export_failed``, ``queue_full``, ``overload``: a successful trace shed above
+the queue's high-water mark, ``log_queue_full``: a stalled log destination), and fidelity
+lost but data kept (``series_cap``: recorded into the ``other`` series, ``truncated``: a
+value cut to its limit, ``sampling_overflow``: spans exported before their trace's tail
+decision)."""
 
 LOSS_REASONS: Final = ("export_failed", "queue_full", "overload", "log_queue_full")
 """The reasons that mean telemetry never arrived (the telemetry-lost alert counts these)."""

@@ -200,9 +200,13 @@ class ErrorBurst:
 
 
 def _label(op: FinishedOperation, key: str) -> str:
-    """A label of ``op`` through the cardinality cap: detector state stays bounded."""
+    """A label of ``op`` through the cardinality cap: detector state stays bounded.
+
+    The cap alone (``bound``): state is keyed per endpoint or exchange even where the
+    value (an RPC URL) may not be a metric label, and a refusal is counted once, on
+    the metric, not again here."""
     value = op.attribute(key)
-    return str(STATE.limiter.limit(key, value)) if isinstance(value, str) and value else ""
+    return str(STATE.limiter.bound(key, value)) if isinstance(value, str) and value else ""
 
 
 # ------------------------------------------------------------------ detectors
@@ -346,7 +350,7 @@ class RpcPattern:
                 )
             )
         provider = op.attribute(semconv.ATTR_RPC_PROVIDER) or op.attribute(semconv.ATTR_SERVER_ADDRESS) or ""
-        provider = str(STATE.limiter.limit(semconv.ATTR_RPC_PROVIDER, str(provider)))
+        provider = str(STATE.limiter.bound(semconv.ATTR_RPC_PROVIDER, str(provider)))
         error = op.outcome in (semconv.OUTCOME_FAILURE, semconv.OUTCOME_RATE_LIMITED)
         share = self._bursts.get(provider).observe(error)
         if share is not None:
