@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -54,7 +55,10 @@ class Operation(Recorders, NonRecordingSpan):
     # The two fields every operation has are slots, set without an __init__ frame by
     # new_operation(); everything else defaults on the class, so creating an
     # operation per call costs two stores, and the recorders set what they are given.
-    __slots__ = ("_parent", "_spec")
+    __slots__ = ("_depth", "_parent", "_spec")
+    _depth: int
+    _parent: Operation | None
+    _spec: OperationSpec | None
     _attrs: Mapping[str, Any] = _NO_ATTRS
     _span: Span | None = None
     _start_ns = 0
@@ -89,6 +93,7 @@ class Operation(Recorders, NonRecordingSpan):
     def __init__(self, spec: OperationSpec | None, parent: Operation | None) -> None:
         self._spec = spec
         self._parent = parent
+        self._depth = 0 if parent is None else parent._depth + 1
 
     def get_span_context(self) -> SpanContext:
         """The operation's span context in the fast path (built on first use), else invalid."""
@@ -323,7 +328,39 @@ def new_operation(spec: OperationSpec, parent: Operation | None) -> Operation:
     op: Operation = _new_object(Operation)
     op._spec = spec
     op._parent = parent
+    if parent is None:
+        op._depth = 0
+    else:
+        depth = op._depth = parent._depth + 1
+        if not depth & HEADROOM_EVERY:
+            ensure_headroom(depth, 2)  # this path: the wrapper's frame and _sync_call's
     return op
+
+
+HEADROOM_EVERY = 63
+"""Every 64 levels of nesting the recursion limit is checked (see :func:`ensure_headroom`)."""
+_limits: dict[str, int] = {}
+
+
+def ensure_headroom(depth: int, frames: int) -> None:
+    """Give Python's recursion limit the frames mevobs's wrappers take.
+
+    A decorated function that calls itself would otherwise reach RecursionError at a
+    third to a half of its bare depth (each level adds the wrapper's ``frames``). Every
+    64 levels the limit is raised to the user's own limit plus the wrappers' frames
+    for 64 levels ahead, up to as many levels as the user's limit: the function keeps
+    its bare depth, and a runaway recursion still ends in RecursionError (at its bare
+    depth, never in a C stack overflow). The limit is raised, never lowered (another
+    thread may be deep), and a limit the user set since is taken as the new base.
+    """
+    current = sys.getrecursionlimit()
+    if _limits.get("set") != current:
+        _limits["base"] = current
+    base = _limits["base"]
+    wanted = base + min(depth + HEADROOM_EVERY + 1, base) * frames
+    if wanted > current:
+        sys.setrecursionlimit(wanted)
+        _limits["set"] = wanted
 
 
 NOOP_OPERATION = Operation(None, None)

@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind
 from mevobs import _fastcall, semconv
 from mevobs._context import CURRENT
 from mevobs._extract import extract_result
-from mevobs._operation import Operation, new_operation
+from mevobs._operation import HEADROOM_EVERY, Operation, ensure_headroom, new_operation
 from mevobs._protocols import FACT_RPC, FACT_TRANSACTION, Guard
 from mevobs._recorders import _valid_attr_value
 from mevobs._scrub import scrub_text, scrub_value
@@ -267,6 +267,7 @@ class OperationWrapper:
         log_enabled = LOGGER.isEnabledFor
         inspects, plain = spec.inspects_results, spec.plain_results
         success = semconv.OUTCOME_SUCCESS
+        headroom_every = HEADROOM_EVERY
 
         @functools.wraps(func)
         def sync(*args: Any, **kwargs: Any) -> Any:
@@ -276,7 +277,13 @@ class OperationWrapper:
             ):
                 op = new_object(op_type)  # new_operation(), inline: no __init__ frame
                 op._spec = spec
-                op._parent = get_current()
+                parent = op._parent = get_current()
+                if parent is None:
+                    op._depth = 0
+                else:
+                    depth = op._depth = parent._depth + 1
+                    if not depth & headroom_every:
+                        ensure_headroom(depth, 1)  # one frame per level: this closure's
                 token = set_current(op)
                 start = perf()
                 try:
@@ -301,7 +308,13 @@ class OperationWrapper:
             if lane is not None and lane is not lean:
                 op = new_object(op_type)
                 op._spec = spec
-                op._parent = get_current()
+                parent = op._parent = get_current()
+                if parent is None:
+                    op._depth = 0
+                else:
+                    depth = op._depth = parent._depth + 1
+                    if not depth & headroom_every:
+                        ensure_headroom(depth, 1)  # one frame per level: this closure's
                 fast_start(op, lane)
                 try:
                     result = func(*args, **kwargs)
