@@ -101,11 +101,7 @@ def settle(op: Operation) -> str:
         settle_pnl(op, outcome)
     # Hooks and the guard see the settled operation before its span is ended or
     # handed to the worker, so a detector's event lands on this operation's span.
-    for hook in STATE.hooks:
-        try:
-            hook(op)
-        except Exception as err:
-            STATE.dropped("recorder_error", f"hook: {type(err).__name__}")
+    run_hooks(op)
     spec = op._spec
     assert spec is not None
     if spec.breaker is not None:
@@ -114,6 +110,37 @@ def settle(op: Operation) -> str:
         except Exception as err:
             STATE.dropped("recorder_error", f"breaker: {type(err).__name__}")
     return outcome
+
+
+def run_hooks(op: Operation) -> None:
+    """Every hook that wants what ``op`` carries (its ``fact_mask``; all of them by
+    default) sees it; a hook that raises is counted, the others still run."""
+    hooks = STATE.hooks
+    if not hooks:
+        return
+    spec = op._spec
+    facts = op._facts | (spec.facts if spec is not None else 0)
+    for hook in hooks:
+        mask = getattr(hook, "fact_mask", -1)
+        if mask == -1 or mask & facts:
+            try:
+                hook(op)
+            except Exception as err:
+                STATE.dropped("recorder_error", f"hook: {type(err).__name__}")
+
+
+def wants_any(op: Operation) -> bool:
+    """Whether some hook would see ``op`` (so settling it is more than its outcome)."""
+    hooks = STATE.hooks
+    if not hooks:
+        return False
+    spec = op._spec
+    facts = op._facts | (spec.facts if spec is not None else 0)
+    for hook in hooks:
+        mask = getattr(hook, "fact_mask", -1)
+        if mask == -1 or mask & facts:
+            return True
+    return False
 
 
 def metric_attrs_of(op: Operation, outcome: str) -> dict[str, Any]:

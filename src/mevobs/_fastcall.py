@@ -17,6 +17,7 @@ A dropped trace costs the worker nothing.
 
 from __future__ import annotations
 
+import bisect
 import random
 import threading
 import time
@@ -30,16 +31,24 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 
 from mevobs import _money, semconv
 from mevobs._context import CURRENT
-from mevobs._emission import LOG_LEVELS, derive_attributes, metric_attrs_of, record_points, settle
+from mevobs._emission import (
+    LOG_LEVELS,
+    derive_attributes,
+    metric_attrs_of,
+    record_points,
+    settle,
+    wants_any,
+)
 from mevobs._slots import HistogramSlot, SlotTable, SumSlot
 from mevobs._state import LOGGER, STATE
 
 if TYPE_CHECKING:
     from mevobs._operation import Operation
-    from mevobs._wrap import OperationSpec
 
 _MASK64 = (1 << 64) - 1
 _getrandbits = random.getrandbits
+_bisect = bisect.bisect_left
+_LOG_CACHE: dict[int, bool] = LOGGER._cache  # type: ignore[attr-defined]  # stdlib clears it in place
 _perf_ns = time.perf_counter_ns
 _time_ns = time.time_ns
 # Outcomes that keep their whole trace whatever the sample ratio.
@@ -126,14 +135,15 @@ def start(op: Operation, sink: FastSink) -> None:
         op._parent_remote = sc.is_remote
     else:
         trace_id = _getrandbits(128) or 1
+    # The local root of the trace holds its pending operations. A root's own _root
+    # stays None: a self-reference would make every operation a cycle for the GC.
     parent_op = op._parent
     root = None
     if parent_op is not None and parent_op._sink is sink:
-        root = parent_op._root
-        if root is not None and root._decided != PENDING:
+        root = parent_op._root or parent_op
+        if root._decided != PENDING:
             root = None
     if root is None:
-        op._root = op
         op._pending = []
     else:
         op._root = root
@@ -161,7 +171,9 @@ def activate(op: Operation) -> None:
 def finish(op: Operation, sink: FastSink, exc: BaseException | None) -> None:
     """Settle ``op``, add it to its metric slots and hand it to the tail sampler.
 
-    Never raises into the host: a failure here is counted as dropped telemetry.
+    The common case (nothing recorded beyond timing) runs inline in this one
+    function: every Python call saved here is saved on every operation. Never raises
+    into the host: a failure here is counted as dropped telemetry.
     """
     duration = _perf_ns() - op._start_ns
     op._duration_ns = duration
@@ -175,39 +187,90 @@ def finish(op: Operation, sink: FastSink, exc: BaseException | None) -> None:
         ctx_token = op._ctx_token
         if ctx_token is not None:
             op._ctx_token = None
-            detach(ctx_token)
+            try:
+                if _DIRECT:
+                    _CURRENT_CONTEXT.reset(ctx_token)
+                else:
+                    otel_context.detach(ctx_token)
+            except ValueError:  # a generator resumed in another context: nothing of ours to undo
+                pass
     op._done = True
     try:
-        _settle_and_hand_over(op, sink, exc, duration)
+        if exc is not None:
+            op._fail(exc)
+        outcome = op.outcome
+        if (
+            outcome is None
+            and op._explicit_outcome is None
+            and op._tx_status is None
+            and not op._result_failed
+            and not (op._gas_cost_wei or op._child_gas_wei)
+            and op._gross_wei is None
+            and op._pending_pnl_wei is None
+            and not wants_any(op)
+            and op._spec is not None
+            and op._spec.breaker is None
+        ):
+            outcome = op.outcome = semconv.OUTCOME_SUCCESS  # settle(), for a plain success
+        else:
+            outcome = settle(op)
+        spec = op._spec
+        assert spec is not None
+        # The slots of this (spec, outcome, error type): a cache hit in the common case.
+        bundle = None
+        if op._metric_extra is None and spec._generation == STATE.generation:
+            bundle = spec._fast.get((outcome, op._error_type))
+        if bundle is None:
+            attrs = metric_attrs_of(op, outcome)
+            bundle = spec.fast_bundle(sink.table, attrs, op._metric_extra is None, outcome, op._error_type)
+        op._metric_attrs = bundle.attrs
+        op._bundle = bundle
+        # HistogramSlot.record, inline.
+        slot = bundle.duration
+        seconds = duration / 1e9
+        index = op._dur_index = _bisect(slot.bounds, seconds)
+        with slot.lock:
+            slot.counts[index] += 1
+            slot.sum += seconds
+            slot.count += 1
+            if seconds < slot.min:
+                slot.min = seconds
+            if seconds > slot.max:
+                slot.max = seconds
+        if (
+            op._gas_used is not None
+            or op._child_gas_wei
+            or op.net_profit_wei is not None
+            or op._usd is not None
+            or op._points is not None
+        ):
+            _record_figures(op, sink, bundle, outcome)
+        level = LOG_LEVELS[outcome]
+        enabled = _LOG_CACHE.get(level)
+        if enabled is None:
+            enabled = LOGGER.isEnabledFor(level)
+        if enabled:
+            sink.submit_log(op, level)
+        slow = sink.slow_ns
+        important = outcome in KEEP_OUTCOMES or op._keep or duration >= slow.get(spec.kind, slow[""])
+        if op._root is None:
+            with _TREE:
+                pending = op._pending or []
+                op._pending = None
+                keep = important or (op._trace_id & _MASK64) < sink.sample_threshold
+                op._decided = KEPT if keep else DROPPED
+            if keep:
+                pending.append(op)
+                sink.submit_trace(pending, important)
+        else:
+            _join_root(op, sink, important)
     except Exception as err:  # pragma: no cover - defensive: the host comes first
         STATE.dropped("recorder_error", f"finish: {type(err).__name__}")
 
 
-def _settle_and_hand_over(op: Operation, sink: FastSink, exc: BaseException | None, duration: int) -> None:
-    if exc is not None:
-        op._fail(exc)
-    outcome = settle(op)
-    spec = op._spec
-    assert spec is not None
-    attrs = metric_attrs_of(op, outcome)
-    op._metric_attrs = attrs
-    _record_slots(op, spec, sink, attrs, outcome, duration)
-    level = LOG_LEVELS[outcome]
-    if LOGGER.isEnabledFor(level):
-        sink.submit_log(op, level)
-    slow = sink.slow_ns
-    important = outcome in KEEP_OUTCOMES or op._keep or duration >= slow.get(spec.kind, slow[""])
+def _join_root(op: Operation, sink: FastSink, important: bool) -> None:
+    """A child operation waits in its root's pending list for the trace's decision."""
     root = op._root
-    if root is op:
-        with _TREE:
-            pending = op._pending or []
-            op._pending = None
-            keep = important or (op._trace_id & _MASK64) < sink.sample_threshold
-            op._decided = KEPT if keep else DROPPED
-        if keep:
-            pending.append(op)
-            sink.submit_trace(pending, important)
-        return
     assert root is not None
     with _TREE:
         if important:
@@ -225,19 +288,14 @@ def _settle_and_hand_over(op: Operation, sink: FastSink, exc: BaseException | No
         sink.submit_trace([op], important)  # finished after its root (a detached task)
 
 
-def _record_slots(
-    op: Operation, spec: OperationSpec, sink: FastSink, attrs: dict[str, Any], outcome: str, duration: int
-) -> None:
-    """The operation's metric points, into slots resolved once per (spec, outcome, error)."""
-    bundle = spec._fast.get((outcome, op._error_type)) if op._metric_extra is None else None
-    if bundle is None:
-        bundle = spec.fast_bundle(sink.table, attrs, op._metric_extra is None, outcome, op._error_type)
-    op._dur_index = bundle.duration.record(duration / 1e9)
-    op._bundle = bundle
-    if op._gas_used is None and not op._child_gas_wei and op.net_profit_wei is None and op._usd is None:
-        if op._points is None:
-            return
-    else:
+def _record_figures(op: Operation, sink: FastSink, bundle: Any, outcome: str) -> None:
+    """Gas, profit and the points recorders queued, into the operation's slots."""
+    if (
+        op._gas_used is not None
+        or op._child_gas_wei
+        or op.net_profit_wei is not None
+        or op._usd is not None
+    ):
         derive_attributes(op)
     table = sink.table
     if op._gas_used is not None:
@@ -256,7 +314,7 @@ def _record_slots(
         elif usd < 0:
             bundle.slot(table, semconv.LOSS_USD, SumSlot).add(-usd)
     if op._points is not None:
-        record_points(op, outcome, attrs)
+        record_points(op, outcome, bundle.attrs)
 
 
 def adopt_foreign(span: Any, sink: FastSink) -> bool:
@@ -265,9 +323,7 @@ def adopt_foreign(span: Any, sink: FastSink) -> bool:
     op = CURRENT.get()
     if op is None or op._sink is not sink:
         return False
-    root = op._root
-    if root is None:
-        return False
+    root = op._root or op
     with _TREE:
         if root._decided == PENDING and root._pending is not None:
             root._pending.append(span)

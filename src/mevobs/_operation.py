@@ -69,7 +69,7 @@ class Operation(Recorders, NonRecordingSpan):
     # The fast path (see _fastcall): the pipeline, ids, the local root of the trace and
     # its pending operations, the tail decision, and what the worker needs later.
     _sink: Any = None
-    _root: Operation | None = None
+    _root: Operation | None = None  # the trace's local root; None for a root itself
     _pending: list[Any] | None = None
     _decided = 0
     _keep = False

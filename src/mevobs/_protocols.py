@@ -76,7 +76,8 @@ class FinishedOperation(Protocol):
 class Hook(Protocol):
     """Called with every finished operation, on the thread that ran it, before its
     span is exported. Must be cheap and must not raise (a raise is counted as
-    dropped telemetry)."""
+    dropped telemetry). A hook may carry a ``fact_mask`` (``FACT_*`` bits): it is then
+    called only with operations that carry one of those facts."""
 
     def __call__(self, op: FinishedOperation, /) -> None: ...
 

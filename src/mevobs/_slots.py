@@ -199,7 +199,7 @@ class OpBundle:
 
     __slots__ = ("attrs", "duration", "others", "overflow")
 
-    def __init__(self, table: SlotTable, attrs: Mapping[str, Any]) -> None:
+    def __init__(self, table: SlotTable, attrs: dict[str, Any]) -> None:
         self.attrs = attrs
         duration = table.slot(semconv.OPERATION_DURATION, attrs)
         assert isinstance(duration, HistogramSlot)

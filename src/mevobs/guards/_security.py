@@ -454,6 +454,11 @@ class SecurityMonitor:
         self.detectors: list[Detector] = [*base, *extra]
         self._entries = [(detector, _wants(detector)) for detector in self.detectors]
         self._always = [detector for detector, wants in self._entries if wants == -1]
+        # The facts this monitor needs at all: the core skips calling it for operations
+        # that carry none of them (see _emission.run_hooks).
+        self.fact_mask = -1 if self._always else 0
+        for _, wants in self._entries:
+            self.fact_mask |= wants
         self._lock = threading.Lock()
 
     @property
