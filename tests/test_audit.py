@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import mevobs
-from mevobs.guards._audit import rotated_files, verify_chain
-from mevobs.guards._audit_report import build_report
+from mevobs.guards._audit import rotated_files, verify_audit
+from mevobs.guards._audit_report import audit_report
 
 N = 10_000
 
@@ -129,7 +129,7 @@ def test_crash_mid_write_is_reported_and_loses_no_earlier_record(
     with mevobs.AuditLog(path) as log:
         record = log.write("operation", {"operation": "swap", "outcome": "success"})
     assert record["seq"] == N + 1
-    again = verify_chain([path])
+    again = verify_audit([path])
     assert again.ok and again.records == N + 1 and not again.truncated
 
 
@@ -140,16 +140,16 @@ def test_rotation_keeps_the_chain_across_files(tmp_path: Path) -> None:
     write_log(path, 2000, rotate_bytes=64 * 1024)
     files = [*rotated_files(path), path]
     assert len(files) > 3
-    result = verify_chain(list(reversed(files)))
+    result = verify_audit(list(reversed(files)))
     assert result.ok and result.records == 2000, result.message
-    broken = verify_chain([files[0], *files[2:]])
+    broken = verify_audit([files[0], *files[2:]])
     assert not broken.ok and "removed" in broken.message
 
 
 def test_report_totals_equal_the_sums_of_the_records(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     records = write_log(path, 3000)
-    report = build_report([path], by="exchange")
+    report = audit_report([path], by="exchange")
     assert report.total.operations == 3000 == sum(r.operations for r in report.rows)
     assert report.total.gas_wei == sum(int(str(r["gas_cost_wei"])) for r in records)
     assert report.total.net_wei == sum(int(str(r["net_profit_wei"])) for r in records)
@@ -191,7 +191,7 @@ def test_configure_audits_operations_and_exposure(tmp_path: Path) -> None:
     assert swap["gas_cost_wei"] == str(120_000 * 30 * 10**9) and swap["amount_in"] == str(10**18)
     assert swap["outcome"] == "success" and swap["exchange"] == "uniswap_v2"
     assert records[1]["amount"] == "12.5" and records[1]["prev"] == swap["hash"]
-    assert verify_chain([path]).ok
+    assert verify_audit([path]).ok
     text = subprocess.run(
         [sys.executable, "-m", "mevobs", "audit", "report", str(path)], capture_output=True, text=True
     ).stdout

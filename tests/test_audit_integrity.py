@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import mevobs
 import mevobs.cli
 from mevobs._settings import Settings
-from mevobs.guards._audit import AuditLog, rotated_files, verify_chain
+from mevobs.guards._audit import AuditLog, rotated_files, verify_audit
 from mevobs.guards._audit_format import canonical, seal
 
 N = 10_000
@@ -140,7 +140,7 @@ class TestForgeries:
         is not (seq 5000 is the first checkpoint after the edited seq 4322)."""
         path = copy_of(logs, "plain", tmp_path)
         rewrite(path, 4321, bump_profit)
-        assert verify_chain([path], use_checkpoints=False).ok  # what the plain chain alone sees
+        assert verify_audit([path], use_checkpoints=False).ok  # what the plain chain alone sees
         code, text = cli(capsys, "audit", "verify", path)
         assert code == 1
         assert (
@@ -203,7 +203,7 @@ class TestForgeries:
         a = first.read_text().splitlines(keepends=True)
         first.write_text("".join(a[:-1]))
         second.write_text(a[-1] + second.read_text())
-        assert verify_chain([*rotated_files(path), path], use_checkpoints=False).ok
+        assert verify_audit([*rotated_files(path), path], use_checkpoints=False).ok
         code, text = cli(capsys, "audit", "verify", *all_files(path))
         last = json.loads(a[-2])["seq"]
         assert code == 1
@@ -234,15 +234,15 @@ class TestForgeries:
 
     def test_stripped_macs_and_a_wrong_key_are_reported(self, logs: dict[str, Path], tmp_path: Path) -> None:
         path = copy_of(logs, "keyed", tmp_path)
-        wrong = verify_chain([path], key="another key, 16+ bytes long")
+        wrong = verify_audit([path], key="another key, 16+ bytes long")
         assert not wrong.ok and f"{path}.checkpoints:1: checkpoint MAC does not verify" in wrong.message
-        wrong = verify_chain([path], key="another key, 16+ bytes long", use_checkpoints=False)
+        wrong = verify_audit([path], key="another key, 16+ bytes long", use_checkpoints=False)
         assert not wrong.ok and f"{path}:1 (seq 1): MAC does not verify" in wrong.message
         lines = [json.loads(line) for line in path.read_text().splitlines()]
         path.write_text(
             "".join(canonical({k: v for k, v in r.items() if k != "mac"}).decode() + "\n" for r in lines)
         )
-        stripped = verify_chain([path], key=KEY, use_checkpoints=False)
+        stripped = verify_audit([path], key=KEY, use_checkpoints=False)
         assert not stripped.ok and "no record carries a MAC, but a key was given" in stripped.message
 
 
@@ -277,7 +277,7 @@ class TestCheckpoints:
         ] == ck_path.read_text().splitlines()
         path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))
         ck_path.unlink()
-        assert verify_chain([path]).ok  # nothing left on the machine to compare with
+        assert verify_audit([path]).ok  # nothing left on the machine to compare with
         code, text = cli(capsys, "audit", "verify", path, "--checkpoints", bot_log)
         assert code == 1 and "record(s) 300 deleted after it" in text
 
@@ -296,7 +296,7 @@ class TestCheckpoints:
             text = repr(telemetry.settings) + repr(vars(telemetry.audit))
             telemetry.shutdown()
         assert "mac" in json.loads(path.read_text())
-        assert verify_chain([path], key=KEY).ok
+        assert verify_audit([path], key=KEY).ok
         for where in (path.read_text(), Path(f"{path}.checkpoints").read_text(), caplog.text, text):
             assert KEY not in where
 
@@ -337,7 +337,7 @@ def test_two_processes_appending_10000_records_each_verify(tmp_path: Path) -> No
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     files = [*rotated_files(path), path]
     assert len(files) > 1
-    result = verify_chain(files, key=KEY)
+    result = verify_audit(files, key=KEY)
     assert result.ok and result.records == 20_000, result.message
     records = [json.loads(line) for f in files for line in f.read_text().splitlines()]
     assert sorted(r["seq"] for r in records) == list(range(1, 20_001))
@@ -368,7 +368,7 @@ def test_a_forked_child_sharing_the_log_takes_its_own_lock(tmp_path: Path) -> No
     path = tmp_path / "audit.jsonl"
     env = {**os.environ, "PYTHONPATH": str(Path(mevobs.__file__).parents[1])}
     subprocess.run([sys.executable, "-c", FORKER, str(path)], env=env, check=True, timeout=120)
-    result = verify_chain([path])
+    result = verify_audit([path])
     assert result.ok and result.records == 6001, result.message
 
 
@@ -399,7 +399,7 @@ class TestQuarantine:
         records = [json.loads(line) for line in path.read_text().splitlines()]
         assert [(r["seq"], r["kind"]) for r in records[-2:]] == [(51, "quarantine"), (52, "exposure")]
         assert records[-2]["quarantine_file"] == moved.name and records[-2]["bytes"] == len(garbage)
-        result = verify_chain([path])
+        result = verify_audit([path])
         assert result.ok and result.records == 52
         assert f"1 quarantine record(s), first at seq 51: {lines} line(s)" in result.message
 
@@ -413,7 +413,7 @@ class TestQuarantine:
                 f.write(b"not a record\n")
             record = log.write("operation", {"operation": "swap"})
         assert record["seq"] == 3 and log.quarantined == 1
-        assert verify_chain([path]).ok
+        assert verify_audit([path]).ok
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(garbage=st.binary(max_size=300))
@@ -429,7 +429,7 @@ class TestQuarantine:
         complete = garbage[: garbage.rfind(b"\n") + 1]
         assert log.quarantined == complete.count(b"\n")
         assert record["seq"] == 4 + (1 if complete else 0)
-        result = verify_chain([path])
+        result = verify_audit([path])
         assert result.ok and result.records == record["seq"], result.message
         assert ("quarantine record(s)" in result.message) == bool(complete)
 

@@ -212,16 +212,16 @@ def test_demo_switches_the_runtime_guards_on(tmp_path: Path) -> None:
     """The demo runs with a circuit breaker (it trips under a 50 % revert rate and refuses
     arbitrages), the audit trail (intact, its net profit equal to the printed one) and
     the detectors; its summary reports them."""
-    from mevobs.guards._audit import verify_chain
-    from mevobs.guards._audit_report import build_report
+    from mevobs.guards._audit import verify_audit
+    from mevobs.guards._audit_report import audit_report
 
     summary, result = _run(3, fail_rate=0.5, log_path=tmp_path / "g.jsonl", duration=10)
     bot = result.bot  # type: ignore[attr-defined]
     assert bot.breaker is not None and bot.breaker.stats.trips > 0 and bot.refused > 0
     assert re.search(r"circuit breaker\s+\w+, [1-9]\d* trips, [1-9]\d* arbitrages refused", summary)
     audit = result.audit_path  # type: ignore[attr-defined]
-    assert verify_chain([audit]).ok
-    assert build_report([audit]).total.net_wei == bot.net_profit_wei
+    assert verify_audit([audit]).ok
+    assert audit_report([audit]).total.net_wei == bot.net_profit_wei
     assert "security events" in summary and f"audit trail         {audit}" in summary
 
 

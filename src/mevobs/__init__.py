@@ -29,9 +29,9 @@ if TYPE_CHECKING:
     from mevobs._state import dropped_counts
     from mevobs._wrap import OperationWrapper
     from mevobs.guards._audit import AuditLog, VerifyResult
-    from mevobs.guards._audit import verify_chain as verify_audit
-    from mevobs.guards._audit_report import Report as AuditReport
-    from mevobs.guards._audit_report import build_report as audit_report
+    from mevobs.guards._audit import verify_audit as verify_audit
+    from mevobs.guards._audit_report import AuditReport as AuditReport
+    from mevobs.guards._audit_report import audit_report as audit_report
     from mevobs.guards._breaker import BreakerStats, CircuitBreaker, CircuitOpenError, Transition
     from mevobs.guards._health import HealthServer, register_health_check, unregister_health_check
     from mevobs.guards._runtime import watch_event_loop
@@ -74,9 +74,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "SecuritySettings": ("mevobs.guards._security", "SecuritySettings"),
     "AuditLog": ("mevobs.guards._audit", "AuditLog"),
     "VerifyResult": ("mevobs.guards._audit", "VerifyResult"),
-    "verify_audit": ("mevobs.guards._audit", "verify_chain"),
-    "AuditReport": ("mevobs.guards._audit_report", "Report"),
-    "audit_report": ("mevobs.guards._audit_report", "build_report"),
+    "verify_audit": ("mevobs.guards._audit", "verify_audit"),
+    "AuditReport": ("mevobs.guards._audit_report", "AuditReport"),
+    "audit_report": ("mevobs.guards._audit_report", "audit_report"),
     "BreakerStats": ("mevobs.guards._breaker", "BreakerStats"),
     "CircuitBreaker": ("mevobs.guards._breaker", "CircuitBreaker"),
     "CircuitOpenError": ("mevobs.guards._breaker", "CircuitOpenError"),

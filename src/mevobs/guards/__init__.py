@@ -9,8 +9,8 @@ observable gauges, security listeners); the core never imports this package.
 
 from typing import TYPE_CHECKING, Any
 
-from mevobs.guards._audit import AuditLog, VerifyResult, verify_chain
-from mevobs.guards._audit_report import Report, build_report
+from mevobs.guards._audit import AuditLog, VerifyResult, verify_audit
+from mevobs.guards._audit_report import AuditReport, audit_report
 from mevobs.guards._breaker import BreakerStats, CircuitBreaker, CircuitOpenError, Transition
 from mevobs.guards._health import HealthServer, register_health_check, unregister_health_check
 from mevobs.guards._runtime import watch_event_loop
@@ -58,12 +58,12 @@ if not TYPE_CHECKING:  # type checkers see the imports above; a typo stays an er
 __all__ = [
     "AbnormalGas",
     "AuditLog",
+    "AuditReport",
     "BreakerStats",
     "CircuitBreaker",
     "CircuitOpenError",
     "HealthServer",
     "ProfitDeviation",
-    "Report",
     "RpcPattern",
     "SecurityMonitor",
     "SecuritySettings",
@@ -71,10 +71,10 @@ __all__ = [
     "TxPattern",
     "UnexpectedContract",
     "VerifyResult",
-    "build_report",
+    "audit_report",
     "builtin_detectors",
     "register_health_check",
     "unregister_health_check",
-    "verify_chain",
+    "verify_audit",
     "watch_event_loop",
 ]

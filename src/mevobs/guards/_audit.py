@@ -43,7 +43,7 @@ from mevobs.guards._audit_format import (
     seal,
 )
 from mevobs.guards._audit_format import body_of as _body_of
-from mevobs.guards._audit_verify import VerifyResult, iter_records, read_records, verify_chain
+from mevobs.guards._audit_verify import VerifyResult, iter_records, read_records, verify_audit
 
 if sys.platform != "win32":
     import fcntl
@@ -69,7 +69,7 @@ __all__ = [
     "iter_records",
     "read_records",
     "rotated_files",
-    "verify_chain",
+    "verify_audit",
 ]
 
 _OP_FIELDS = {

@@ -85,13 +85,13 @@ class Row:
 
 
 @dataclass
-class Report:
+class AuditReport:
     rows: list[Row]
     total: Row
     exposure: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-def build_report(paths: Sequence[str | Path], *, by: GroupBy = "day") -> Report:
+def audit_report(paths: Sequence[str | Path], *, by: GroupBy = "day") -> AuditReport:
     """Totals per group, exact in wei; every record is counted once, every transaction
     hash once (transactions, reverted). Raises :class:`AuditFormatError` at a bad record."""
     groups: dict[str, Row] = {}
@@ -110,11 +110,11 @@ def build_report(paths: Sequence[str | Path], *, by: GroupBy = "day") -> Report:
         except ValueError as exc:
             raise AuditFormatError(f"{file}:{line}", str(exc)) from None
         groups.setdefault(name, Row(name)).add(record)
-    return Report(sorted(groups.values(), key=lambda r: r.group), total, exposure)
+    return AuditReport(sorted(groups.values(), key=lambda r: r.group), total, exposure)
 
 
 def report_text(paths: Sequence[str | Path], *, by: GroupBy = "day", fmt: str = "table") -> str:
-    report = build_report(paths, by=by)
+    report = audit_report(paths, by=by)
     rows = [r.as_dict() for r in (*report.rows, report.total)]
     if fmt == "json":
         body = {"by": by, "rows": rows[:-1], "total": rows[-1], "exposure": report.exposure}

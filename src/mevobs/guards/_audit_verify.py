@@ -98,14 +98,14 @@ def _checked(name: str, number: int, raw: bytes | None) -> dict[str, Any]:
 def iter_lines(paths: Sequence[str | Path]) -> Iterator[tuple[str, int, dict[str, Any]]]:
     """(file, line number, record) of every complete record, oldest first. Raises
     :class:`AuditFormatError` at the first line that is not a well-formed record (no hash
-    or MAC check: run :func:`verify_chain` for that)."""
+    or MAC check: run :func:`verify_audit` for that)."""
     audit, _ = split_paths(paths)
     for name, number, raw in _Lines(_ordered(audit)):
         yield name, number, _checked(name, number, raw)
 
 
 def iter_records(paths: Sequence[str | Path]) -> Iterator[dict[str, Any]]:
-    """Every complete record, oldest first (no verification: run verify_chain for that)."""
+    """Every complete record, oldest first (no verification: run verify_audit for that)."""
     for _, _, record in iter_lines(paths):
         yield record
 
@@ -249,7 +249,7 @@ def _next_seq_found(lines: Iterator[tuple[str, int, bytes | None]], wanted: int)
     return False
 
 
-def verify_chain(
+def verify_audit(
     paths: Sequence[str | Path],
     *,
     key: AuditKey | bytes | str | None = None,

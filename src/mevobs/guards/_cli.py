@@ -71,13 +71,13 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "health":
         return health(args.url, token=args.token, timeout=args.timeout)
     from mevobs.guards._audit_report import report_text
-    from mevobs.guards._audit_verify import AuditFormatError, verify_chain
+    from mevobs.guards._audit_verify import AuditFormatError, verify_audit
 
     if args.action == "verify":
         key = os.environ.get("MEVOBS_AUDIT_KEY") or None
         key_file = args.key_file or os.environ.get("MEVOBS_AUDIT_KEY_FILE") or None
         try:
-            result = verify_chain(
+            result = verify_audit(
                 args.paths,
                 key=None if key_file else key,
                 key_file=key_file,
