@@ -301,12 +301,24 @@ def overview(settings: AlertSettings | None = None) -> dict[str, Any]:
                     f"max by ({q.L_TOKEN}, {q.L_CHAIN}) ({q.series(q.EXPOSURE, sel, CHAIN)})",
                     "{{mev_token}} {{mev_chain}}",
                 ),
-                (f"max by ({q.L_TOKEN}) ({q.series(q.EXPOSURE_LIMIT, sel)})", "limit {{mev_token}}"),
             ],
             unit="none",
             width=6,
         ),
         *_volume_panels(sel),
+        _panel(
+            "Inventory against its limit",
+            [
+                (
+                    f"max by ({q.L_TOKEN}, {q.L_CHAIN}) (abs({q.series(q.EXPOSURE, sel, CHAIN)}) "
+                    f"/ ignoring ({q.L_CHAIN}) group_left {q.series(q.EXPOSURE_LIMIT, sel)})",
+                    "{{mev_token}} {{mev_chain}}",
+                )
+            ],
+            unit="percentunit",
+            description="Each chain's holding of a token against the token's exposure_limits entry; "
+            "above 100 % the risk-exposure alert fires.",
+        ),
         _panel(
             "RPC latency by method (p50, p99)",
             [

@@ -43,7 +43,8 @@ class AlertSettings(BaseModel):
     # -- where the series come from
     selector: str = Field(
         "",
-        description='Extra label matchers added to every series, e.g. job="mevbot"; empty matches all.',
+        description='Extra label matchers added to every series, e.g. job="mevbot"; empty matches all. '
+        "Match on target labels: the bot-down alert applies them to Prometheus's up series too.",
     )
     group_interval: Duration = Field("30s", description="Evaluation interval of the generated rule groups.")
     rate_window: Duration = Field("5m", description="Window of the rates behind most rules and panels.")
