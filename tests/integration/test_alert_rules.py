@@ -149,6 +149,16 @@ EXPOSURE, EXPOSURE_LIMIT = semconv.EXPOSURE.prometheus_name, semconv.EXPOSURE_LI
 CIRCUIT, DROPPED = semconv.CIRCUIT_STATE.prometheus_name, semconv.TELEMETRY_DROPPED.prometheus_name
 
 
+def slippage(
+    bp: Callable[[int], float], direction: str = "adverse", outcome: str = "success"
+) -> list[dict[str, str]]:
+    return histogram(SLIPPAGE, semconv.SLIPPAGE_BUCKETS, {**SWAP, OUTCOME: outcome, DIRECTION: direction}, bp)
+
+
+def swap_latency(seconds: Callable[[int], float]) -> list[dict[str, str]]:
+    return histogram(DURATION, semconv.DURATION_BUCKETS, {**SWAP, OUTCOME: "success"}, seconds)
+
+
 def dropped(reason: str, per_step: Callable[[int], float]) -> dict[str, str]:
     return counter(DROPPED, {**BOT, **SCOPE, REASON: reason}, per_step)
 
@@ -190,25 +200,25 @@ CASES = [
     # a minority of the baseline; always fast, or always equally slow, does not.
     Case(
         "MevLatencyDegraded",
-        histogram(DURATION, semconv.DURATION_BUCKETS, {**SWAP, OUTCOME: "success"}, latency(120)),
+        swap_latency(latency(120)),
         150,
         [SWAP],
     ),
     Case(
         "MevLatencyDegraded",
-        histogram(DURATION, semconv.DURATION_BUCKETS, {**SWAP, OUTCOME: "success"}, latency(100)),
+        swap_latency(latency(100)),
         170,
         [SWAP],
     ),
     Case(
         "MevLatencyDegraded",
-        histogram(DURATION, semconv.DURATION_BUCKETS, {**SWAP, OUTCOME: "success"}, latency(None)),
+        swap_latency(latency(None)),
         150,
         [],
     ),
     Case(
         "MevLatencyDegraded",
-        histogram(DURATION, semconv.DURATION_BUCKETS, {**SWAP, OUTCOME: "success"}, latency(0, slow=4.0)),
+        swap_latency(latency(0, slow=4.0)),
         150,
         [],
     ),
@@ -337,46 +347,19 @@ CASES = [
     # reverted swap with nothing received (10 000 bp, from a library that still recorded it).
     Case(
         "MevHighSlippage",
-        histogram(
-            SLIPPAGE,
-            semconv.SLIPPAGE_BUCKETS,
-            {**SWAP, OUTCOME: "success", DIRECTION: "adverse"},
-            lambda m: 100,
-        ),
+        slippage(lambda m: 100),
         40,
         [SWAP],
     ),
     Case(
         "MevHighSlippage",
-        histogram(
-            SLIPPAGE,
-            semconv.SLIPPAGE_BUCKETS,
-            {**SWAP, OUTCOME: "success", DIRECTION: "adverse"},
-            lambda m: 5,
-        )
-        + histogram(
-            SLIPPAGE,
-            semconv.SLIPPAGE_BUCKETS,
-            {**SWAP, OUTCOME: "success", DIRECTION: "favorable"},
-            lambda m: 300,
-        ),
+        slippage(lambda m: 5) + slippage(lambda m: 300, "favorable"),
         40,
         [],
     ),
     Case(
         "MevHighSlippage",
-        histogram(
-            SLIPPAGE,
-            semconv.SLIPPAGE_BUCKETS,
-            {**SWAP, OUTCOME: "success", DIRECTION: "adverse"},
-            lambda m: 5,
-        )
-        + histogram(
-            SLIPPAGE,
-            semconv.SLIPPAGE_BUCKETS,
-            {**SWAP, OUTCOME: "reverted", DIRECTION: "adverse"},
-            lambda m: 10_000,
-        ),
+        slippage(lambda m: 5) + slippage(lambda m: 10_000, outcome="reverted"),
         40,
         [],
     ),
@@ -470,13 +453,13 @@ FAST_CASES = [
     ),
     Case(
         "MevLatencyDegraded",
-        histogram(DURATION, semconv.DURATION_BUCKETS, {**SWAP, OUTCOME: "success"}, latency(ONSET)),
+        swap_latency(latency(ONSET)),
         ONSET + 2,
         [SWAP],
     ),
     Case(
         "MevLatencyDegraded",
-        histogram(DURATION, semconv.DURATION_BUCKETS, {**SWAP, OUTCOME: "success"}, latency(0, slow=4.0)),
+        swap_latency(latency(0, slow=4.0)),
         ONSET + 2,
         [],
     ),
@@ -504,12 +487,7 @@ FAST_CASES = [
     Case("MevTelemetryLost", [dropped("truncated", after(50))], ONSET + 2, []),
     Case(
         "MevHighSlippage",
-        histogram(
-            SLIPPAGE,
-            semconv.SLIPPAGE_BUCKETS,
-            {**SWAP, OUTCOME: "success", DIRECTION: "adverse"},
-            after(100, 5),
-        ),
+        slippage(after(100, 5)),
         ONSET + 4,
         [SWAP],
     ),
