@@ -24,6 +24,7 @@ from mevobs.alerts import (
     build_rules,
     recording_rules,
 )
+from mevobs.alerts import _promql as q
 from mevobs.alerts._dashboards import expressions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,8 @@ class TestSettings:
             ("failure_for: 0m\n", "failure_for"),
             ("pager_webhook_url: not a url\n", "pager_webhook_url"),
             ("failure_ratioo: 0.1\n", "failure_ratioo"),
-            ("memory_limit_bytes: -1\n", "memory_limit_bytes"),
+            ("bot_down_window: 0s\n", "bot_down_window"),
+            ("memory_limit_bytes: 2147483648\n", "memory_limit_bytes"),  # the bot reports its limit now
         ],
     )
     def test_invalid_file_names_the_field(self, tmp_path: Path, text: str, field: str) -> None:
@@ -91,16 +93,28 @@ def _all_promql() -> list[str]:
 
 
 _FUNCTIONS = {
-    "sum", "rate", "increase", "histogram_quantile", "avg_over_time", "max", "min", "by", "and", "or",
-    "unless", "offset", "label_values", "le", "job", "instance", "on",
+    "sum", "rate", "increase", "histogram_quantile", "max", "min", "and", "or", "unless", "offset",
+    "label_values", "abs", "changes", "present_over_time", "quantile_over_time", "group", "group_left",
 }  # fmt: skip
+# Labels that are no mevobs attribute: the scrape target's (Prometheus), the instrumentation
+# scope's (every OpenTelemetry exporter), the bot's resource (the generated collector
+# configuration turns service.name and service.instance.id into labels), and a histogram's.
+_SOURCE_LABELS = {
+    "le",
+    "job",
+    "instance",
+    "__name__",
+    *q.SCOPE_LABELS,
+    q.L_SERVICE_NAME,
+    q.L_SERVICE_INSTANCE,
+}
 
 
 def _identifiers(expr: str) -> set[str]:
     """Metric names in a PromQL expression (not labels, functions or keywords)."""
     expr = re.sub(r'"[^"]*"', '""', expr)  # drop string literals
     expr = re.sub(r"\{[^}]*\}", "", expr)  # drop matchers
-    expr = re.sub(r"by \([^)]*\)", "", expr)  # drop grouping labels
+    expr = re.sub(r"\b(by|without|on|ignoring) \([^)]*\)", "", expr)  # drop grouping and matching labels
     expr = re.sub(r"\[[^\]]*\]", "", expr)  # drop range durations
     expr = re.sub(r"\$__\w+", "", expr)  # drop Grafana variables
     expr = re.sub(r"offset \w+", "", expr)  # drop offsets
@@ -118,26 +132,88 @@ def _contract_series() -> set[str]:
 
 
 def test_every_metric_name_in_rules_and_dashboards_comes_from_the_contract() -> None:
-    """No retyped names: each series a rule or panel reads is a contract metric or a
-    recording rule built from them (or resident memory, named in semconv too)."""
+    """No retyped names: each series a rule or panel reads is a contract metric, a
+    recording rule built from them, Prometheus's own ``up``, or one of OpenTelemetry's
+    system metrics (whose names are checked against the real exporter below)."""
     allowed = _contract_series() | {r["record"] for r in recording_rules(AlertSettings())}
-    allowed |= set(semconv.PROCESS_MEMORY_PROMETHEUS)
+    allowed |= {q.UP} | {spec.prometheus_name for spec in q.SYSTEM_METRICS}
     for expr in _all_promql():
         unknown = _identifiers(expr) - allowed
         assert not unknown, f"{unknown} in {expr}"
 
 
 def test_every_label_in_rules_and_dashboards_comes_from_the_contract() -> None:
-    """Matchers and groupings use the contract's attributes as Prometheus labels."""
-    attrs = (*semconv.METRIC_ATTRIBUTES, semconv.ATTR_SLIPPAGE_DIRECTION, semconv.ATTR_OPPORTUNITY_STAGE)
-    extra = (semconv.ATTR_POOL, semconv.ATTR_SECURITY_KIND, semconv.ATTR_CIRCUIT, semconv.ATTR_TOKEN)
-    allowed = {semconv.prometheus_label(a) for a in (*attrs, *extra)}
-    allowed |= {"le", "job", "instance", "__name__"}
+    """Matchers, groupings and vector matching use the contract's attributes as Prometheus
+    labels, the labels of the system metrics, or those that say where a series comes from."""
+    specs = (*semconv.METRICS, *q.SYSTEM_METRICS)
+    allowed = {semconv.prometheus_label(a) for spec in specs for a in spec.attributes}
+    allowed |= _SOURCE_LABELS
     for expr in _all_promql():
         used = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"", expr))
-        for group in re.findall(r"by \(([^)]*)\)", expr):
-            used |= {g.strip() for g in group.split(",")}
+        for group in re.findall(r"\b(?:by|without|on|ignoring) \(([^)]*)\)", expr):
+            used |= {g.strip() for g in group.split(",") if g.strip()}
         assert used <= allowed, f"{used - allowed} in {expr}"
+
+
+def test_system_metric_names_and_labels_match_the_real_instrumentation() -> None:
+    """The system panels read what configure(system_metrics=True) exports through the
+    real OpenTelemetry instrumentation and Prometheus exporter: each name, each label
+    the panels use, and the scope labels alerts aggregate away."""
+    pytest.importorskip("opentelemetry.instrumentation.system_metrics", reason="system extra not installed")
+    pytest.importorskip("opentelemetry.exporter.prometheus", reason="prometheus extra not installed")
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from mevobs.guards._runtime import SYSTEM_METRICS_CONFIG
+
+    assert {spec.name for spec in q.SYSTEM_METRICS} <= set(SYSTEM_METRICS_CONFIG)
+    registry = CollectorRegistry()  # private: the global registry stays untouched
+    reader = PrometheusMetricReader(registry=registry)
+    provider = MeterProvider(metric_readers=[reader])
+    instrumentor = SystemMetricsInstrumentor(config=SYSTEM_METRICS_CONFIG)
+    instrumentor.instrument(meter_provider=provider)
+    try:
+        exposed: dict[str, set[str]] = {}
+        for line in generate_latest(registry).decode().splitlines():
+            if line.startswith("#") or "{" not in line:
+                continue
+            name, labels = line.split("{", 1)
+            exposed.setdefault(name, set()).update(re.findall(r'(\w+)="', labels))
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+    for spec in q.SYSTEM_METRICS:
+        assert spec.prometheus_name in exposed, spec.prometheus_name
+        wanted = {semconv.prometheus_label(a) for a in spec.attributes} | set(q.SCOPE_LABELS)
+        assert wanted <= exposed[spec.prometheus_name], (spec.prometheus_name, exposed[spec.prometheus_name])
+
+
+def _other_value(name: str) -> Any:
+    """A valid value of setting ``name`` different from its default."""
+    default = AlertSettings.model_fields[name].default
+    if name == "selector":
+        return 'job="elsewhere"'
+    if name.endswith("_url"):
+        return "https://elsewhere.example/x"
+    if isinstance(default, str):
+        return "3s" if default == "0s" else "7m"
+    if isinstance(default, float) and default <= 1.0:
+        return 0.37
+    return default + 3
+
+
+@pytest.mark.parametrize("name", list(AlertSettings.model_fields))
+def test_every_setting_changes_what_is_generated(name: str) -> None:
+    """No dead setting: changing any field of AlertSettings changes the rules, the
+    Alertmanager configuration or the dashboards."""
+
+    def generated(s: AlertSettings) -> str:
+        return json.dumps([build_rules(s), build_alertmanager_config(s), build_dashboards(s)])
+
+    changed = AlertSettings.model_validate({name: _other_value(name)})
+    assert generated(changed) != generated(AlertSettings())
 
 
 def test_renaming_a_contract_metric_renames_it_in_rules_and_dashboards() -> None:
@@ -193,7 +269,9 @@ def test_alertmanager_routes_by_severity_and_inhibits_warnings() -> None:
     assert config["route"]["group_by"] == ["alertname", "mev_chain", "mev_exchange"]
     (inhibit,) = config["inhibit_rules"]
     assert inhibit["source_matchers"] == ['severity="critical"']
-    assert inhibit["equal"] == ["mev_chain", "mev_exchange"]
+    # Same exchange and chain, and the same process: a bot down does not mute another
+    # bot's memory warning (labels both lack count as equal in Alertmanager).
+    assert inhibit["equal"] == ["mev_chain", "mev_exchange", "job", "instance", "service_name"]
 
 
 @pytest.mark.parametrize("upstream", [None, "tempo:4317"])
@@ -240,6 +318,27 @@ def test_dashboards_are_importable_grafana_models() -> None:
                 assert target["refId"] and target["datasource"]["uid"] == "${datasource}"
     drill = models["mevobs-exchange.json"]
     assert {v["name"] for v in drill["templating"]["list"]} == {"datasource", "chain", "exchange"}
+    process = models["mevobs-process.json"]
+    assert {v["name"] for v in process["templating"]["list"]} == {"datasource", "job"}
+
+
+def test_dashboards_have_the_panels_operators_asked_for() -> None:
+    """System panels (memory against its limit, CPU, network I/O, GC), RPC latency by
+    method, breaker state, telemetry dropped, volume and utilisation by exchange."""
+    titles = {p["title"] for m in build_dashboards().values() for p in _panels(m)}
+    assert {
+        "Memory against its limit",
+        "CPU (cores used)",
+        "Network I/O (host)",
+        "Garbage collections by generation",
+        "RPC latency by method (p50, p99)",
+        "Circuit breakers (0 closed, 1 half open, 2 open)",
+        "Telemetry dropped by reason",
+        "Notional volume by exchange (ETH/h)",
+        "Exchange utilisation: share of volume",
+        "Exchange utilisation: share of calls",
+        "Database query latency p95",
+    } <= titles
 
 
 def test_cli_writes_every_file(tmp_path: Path) -> None:
@@ -256,6 +355,7 @@ def test_cli_writes_every_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "dash").iterdir()) == [
         "mevobs-exchange.json",
         "mevobs-overview.json",
+        "mevobs-process.json",
     ]
 
 

@@ -15,7 +15,7 @@ GROUP_BY = ("alertname", q.L_CHAIN, q.L_EXCHANGE)
 def build_alertmanager_config(settings: AlertSettings | None = None) -> dict[str, Any]:
     """Route ``severity="critical"`` to the pager webhook and ``warning`` to the chat
     webhook, grouped by alert, chain and exchange; a critical alert silences the
-    warnings of the same chain and exchange while it fires."""
+    warnings of the same chain, exchange and process while it fires."""
     s = settings or AlertSettings()
     return {
         "route": {
@@ -43,7 +43,9 @@ def build_alertmanager_config(settings: AlertSettings | None = None) -> dict[str
             {
                 "source_matchers": ['severity="critical"'],
                 "target_matchers": ['severity="warning"'],
-                "equal": [q.L_CHAIN, q.L_EXCHANGE],
+                # Alertmanager counts a label both alerts lack as equal: without the
+                # process labels, a bot down would mute every other bot's memory warning.
+                "equal": [q.L_CHAIN, q.L_EXCHANGE, q.L_JOB, q.L_INSTANCE, q.L_SERVICE_NAME],
             }
         ],
     }

@@ -1,5 +1,6 @@
 """Grafana dashboards (JSON model, schema 39: Grafana 10.4 and later import it)
-built from the telemetry contract."""
+built from the telemetry contract: the fleet's trading (overview), one exchange
+(drill-down) and each bot process (memory against its limit, CPU, network, GC...)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ RANGE = "$__range"
 CHAIN = q.L_CHAIN + '=~"$chain"'
 EXCHANGE = q.L_EXCHANGE + '=~"$exchange"'
 
+JOB = q.L_JOB + '=~"$job"'
+PROCESS_LEGEND = "{{job}} {{instance}} {{service_name}}"
+
 OVERVIEW_UID = "mevobs-overview"
 EXCHANGE_UID = "mevobs-exchange"
+PROCESS_UID = "mevobs-process"
 
 
 def _panel(
@@ -113,6 +118,7 @@ def _dashboard(
         "links": [
             {"title": "Exchange drill-down", "type": "link", "url": f"/d/{EXCHANGE_UID}", "keepTime": True},
             {"title": "Overview", "type": "link", "url": f"/d/{OVERVIEW_UID}", "keepTime": True},
+            {"title": "Bot processes", "type": "link", "url": f"/d/{PROCESS_UID}", "keepTime": True},
         ],
         "panels": _layout(panels),
     }
@@ -125,7 +131,8 @@ def _success_ratio(sel: str, labels: tuple[str, ...], *m: str) -> str:
 
 
 def overview(settings: AlertSettings | None = None) -> dict[str, Any]:
-    """The fleet at a glance: throughput, success, latency, gas, PnL, capture, slippage, RPC health."""
+    """The fleet at a glance: throughput, success, latency, gas, PnL, capture, slippage, RPC health
+    and latency by method, breakers, inventory against its limits, volume and exchange utilisation."""
     sel = (settings or AlertSettings()).selector
     rpc = q.eq(q.L_OPERATION, semconv.OPERATION_RPC)
     by_strat = (q.L_CHAIN, q.L_STRATEGY)
@@ -293,13 +300,72 @@ def overview(settings: AlertSettings | None = None) -> dict[str, Any]:
                 (
                     f"max by ({q.L_TOKEN}, {q.L_CHAIN}) ({q.series(q.EXPOSURE, sel, CHAIN)})",
                     "{{mev_token}} {{mev_chain}}",
-                )
+                ),
             ],
             unit="none",
             width=6,
         ),
+        *_volume_panels(sel),
+        _panel(
+            "Inventory against its limit",
+            [
+                (
+                    f"max by ({q.L_TOKEN}, {q.L_CHAIN}) (abs({q.series(q.EXPOSURE, sel, CHAIN)}) "
+                    f"/ ignoring ({q.L_CHAIN}) group_left {q.series(q.EXPOSURE_LIMIT, sel)})",
+                    "{{mev_token}} {{mev_chain}}",
+                )
+            ],
+            unit="percentunit",
+            description="Each chain's holding of a token against the token's exposure_limits entry; "
+            "above 100 % the risk-exposure alert fires.",
+        ),
+        _panel(
+            "RPC latency by method (p50, p99)",
+            [
+                (
+                    q.quantile(p, q.DURATION_BUCKET, sel, RATE, (q.L_CHAIN, q.L_RPC_METHOD), rpc, CHAIN),
+                    f"p{int(p * 100)} {{{{mev_rpc_method}}}} {{{{mev_chain}}}}",
+                )
+                for p in (0.5, 0.99)
+            ],
+            unit="s",
+            width=24,
+        ),
     ]
     return _dashboard(OVERVIEW_UID, "mevobs: overview", panels, _templating(sel, exchange=False))
+
+
+def _volume_panels(sel: str) -> list[dict[str, Any]]:
+    """Notional volume per exchange, and each exchange's share of the volume and of the
+    calls (exchange utilisation)."""
+    by_exchange = (q.L_EXCHANGE, q.L_CHAIN)
+    eth = q.sum_rate(q.VOLUME, sel, RATE, by_exchange, CHAIN)
+    calls = q.sum_rate(
+        q.DURATION_COUNT, sel, RATE, by_exchange, q.ne(q.L_OPERATION, semconv.OPERATION_RPC), CHAIN
+    )
+    legend = "{{mev_exchange}} {{mev_chain}}"
+    return [
+        _panel("Notional volume by exchange (ETH/h)", [(f"{eth} * 3600", legend)], unit="ETH/h", width=6),
+        _panel(
+            "Notional volume by exchange (USD/h)",
+            [(f"{q.sum_rate(q.VOLUME_USD, sel, RATE, by_exchange, CHAIN)} * 3600", legend)],
+            unit="USD/h",
+            width=6,
+        ),
+        _panel(
+            "Exchange utilisation: share of volume",
+            [(f"{eth} / on () group_left sum({eth})", legend)],
+            unit="percentunit",
+            width=6,
+        ),
+        _panel(
+            "Exchange utilisation: share of calls",
+            [(f"{calls} / on () group_left sum({calls})", legend)],
+            unit="percentunit",
+            width=6,
+            description="Swaps, liquidity and arbitrage operations; RPC calls excluded.",
+        ),
+    ]
 
 
 def exchange_drilldown(settings: AlertSettings | None = None) -> dict[str, Any]:
@@ -363,6 +429,11 @@ def exchange_drilldown(settings: AlertSettings | None = None) -> dict[str, Any]:
             unit="none",
         ),
         _panel(
+            "Notional volume (ETH/h)",
+            [(f"{q.sum_rate(q.VOLUME, sel, RATE, (q.L_OPERATION,), *both)} * 3600", "{{mev_operation}}")],
+            unit="ETH/h",
+        ),
+        _panel(
             "Pool liquidity",
             [(f"max by ({q.L_POOL}) ({q.series(q.POOL_LIQUIDITY, sel, *both)})", "{{mev_pool}}")],
             unit="currencyUSD",
@@ -395,9 +466,122 @@ def exchange_drilldown(settings: AlertSettings | None = None) -> dict[str, Any]:
     return _dashboard(EXCHANGE_UID, "mevobs: exchange drill-down", panels, _templating(sel, exchange=True))
 
 
+def _of_bots(expr: str, sel: str) -> str:
+    """``expr`` (aggregated by process) only for processes that report mevobs's heartbeat:
+    the system metrics are OpenTelemetry's, and other services export them too."""
+    return f"{expr} and on ({', '.join(q.PROCESS)}) {q.series(q.HEARTBEAT, sel, JOB)}"
+
+
+def process(settings: AlertSettings | None = None) -> dict[str, Any]:
+    """Each bot process: uptime, memory against its limit, CPU, network I/O, GC, threads,
+    event-loop lag, telemetry dropped and database query latency (system panels need
+    ``configure(system_metrics=True)``)."""
+    sel = (settings or AlertSettings()).selector
+    proc = q.by(q.PROCESS)
+
+    def per_process(name: str, *labels: str) -> str:
+        return q.sum_rate(name, sel, RATE, (*q.PROCESS, *labels), JOB)
+
+    panels = [
+        _panel(
+            "Uptime (heartbeat)",
+            [(f"max {proc} ({q.series(q.HEARTBEAT, sel, JOB)})", PROCESS_LEGEND)],
+            unit="s",
+            kind="stat",
+            width=24,
+            height=4,
+            description="Seconds since each bot process started; a bot missing here stopped reporting.",
+        ),
+        _panel(
+            "Memory against its limit",
+            [
+                (f"max {proc} ({q.series(q.MEMORY, sel, JOB)})", f"used {PROCESS_LEGEND}"),
+                (f"max {proc} ({q.series(q.MEMORY_LIMIT, sel, JOB)})", f"limit {PROCESS_LEGEND}"),
+            ],
+            unit="bytes",
+            description="Resident memory and the limit the process reports (its cgroup's, else "
+            "configure(memory_limit_bytes=...)).",
+        ),
+        _panel(
+            "CPU (cores used)",
+            [(_of_bots(per_process(q.CPU_TIME), sel), PROCESS_LEGEND)],
+            unit="short",
+            description="CPU seconds per second, user and system (system_metrics=True).",
+        ),
+        _panel(
+            "Network I/O (host)",
+            [
+                (
+                    _of_bots(per_process(q.NETWORK_IO, q.L_NET_DIRECTION), sel),
+                    f"{{{{direction}}}} {PROCESS_LEGEND}",
+                )
+            ],
+            unit="Bps",
+            description="The host's interfaces, as seen from the bot (system_metrics=True).",
+        ),
+        _panel(
+            "Garbage collections by generation",
+            [
+                (
+                    _of_bots(per_process(q.GC_COLLECTIONS, q.L_GC_GENERATION), sel),
+                    f"gen {{{{{q.L_GC_GENERATION}}}}} {PROCESS_LEGEND}",
+                )
+            ],
+            unit="ops",
+        ),
+        _panel(
+            "Threads",
+            [(_of_bots(f"max {proc} ({q.series(q.THREADS, sel, JOB)})", sel), PROCESS_LEGEND)],
+            unit="short",
+        ),
+        _panel(
+            "Event-loop lag p99",
+            [(q.quantile(0.99, q.EVENT_LOOP_LAG_BUCKET, sel, RATE, q.PROCESS, JOB), PROCESS_LEGEND)],
+            unit="s",
+            description="How late asyncio ran a callback scheduled on time (watch_event_loop).",
+        ),
+        _panel(
+            "Telemetry dropped by reason",
+            [(q.sum_rate(q.TELEMETRY_DROPPED, sel, RATE, (q.L_DROP_REASON,), JOB), "{{reason}}")],
+            unit="ops",
+            description=f"Lost: {', '.join(semconv.LOSS_REASONS)}; the other reasons are refused "
+            "input or reduced fidelity.",
+        ),
+        _panel(
+            "Database query latency p95",
+            [
+                (
+                    q.quantile(0.95, q.DB_DURATION_BUCKET, sel, RATE, (q.L_DB_SYSTEM, q.L_DB_OPERATION), JOB),
+                    "{{db_system}} {{db_operation_name}}",
+                )
+            ],
+            unit="s",
+            width=24,
+            description="Queries traced by a contrib instrumentation (configure(instrument=['sqlite3'])...).",
+        ),
+    ]
+    templating = {
+        "list": [
+            {
+                "name": "datasource",
+                "label": "Data source",
+                "type": "datasource",
+                "query": "prometheus",
+                "current": {},
+            },
+            _variable("job", "Job", f"label_values({q.series(q.HEARTBEAT, sel)}, {q.L_JOB})"),
+        ]
+    }
+    return _dashboard(PROCESS_UID, "mevobs: bot processes", panels, templating)
+
+
 def build_dashboards(settings: AlertSettings | None = None) -> dict[str, dict[str, Any]]:
     """File name to dashboard JSON model, for ``mevobs dashboards -o DIR``."""
-    return {"mevobs-overview.json": overview(settings), "mevobs-exchange.json": exchange_drilldown(settings)}
+    return {
+        "mevobs-overview.json": overview(settings),
+        "mevobs-exchange.json": exchange_drilldown(settings),
+        "mevobs-process.json": process(settings),
+    }
 
 
 def expressions(dashboard: dict[str, Any]) -> list[tuple[str, str]]:

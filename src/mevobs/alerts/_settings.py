@@ -43,7 +43,8 @@ class AlertSettings(BaseModel):
     # -- where the series come from
     selector: str = Field(
         "",
-        description='Extra label matchers added to every series, e.g. job="mevbot"; empty matches all.',
+        description='Extra label matchers added to every series, e.g. job="mevbot"; empty matches all. '
+        "Match on target labels: the bot-down alert applies them to Prometheus's up series too.",
     )
     group_interval: Duration = Field("30s", description="Evaluation interval of the generated rule groups.")
     rate_window: Duration = Field("5m", description="Window of the rates behind most rules and panels.")
@@ -58,10 +59,13 @@ class AlertSettings(BaseModel):
     failure_for: ForDuration = Field("2m", description="Failed transactions: how long before firing.")
     security_for: ForDuration = Field("0s", description="Security incident: how long before firing.")
     latency_p99_seconds: float = Field(
-        2.0, gt=0, description="Performance degradation: p99 operation latency above this (seconds)..."
+        2.0, gt=0, description="Performance degradation: p99 latency over rate_window above this (seconds)..."
     )
     latency_baseline_factor: float = Field(
-        2.0, ge=1.0, description="...and above this multiple of its own average over the baseline window."
+        2.0,
+        ge=1.0,
+        description="...and above this multiple of its baseline: the median of the recorded p99 over "
+        "latency_baseline_window, ending rate_window ago (so the degradation is not in it).",
     )
     latency_baseline_window: Duration = Field("1d", description="Performance degradation: baseline window.")
     latency_for: ForDuration = Field("10m", description="Performance degradation: how long before firing.")
@@ -70,16 +74,39 @@ class AlertSettings(BaseModel):
     )
     profit_window: Duration = Field("1h", description="Profitability drop: window of the net profit rate.")
     profit_for: ForDuration = Field("15m", description="Profitability drop: how long before firing.")
-    rpc_failure_ratio: Ratio = Field(
-        0.25, description="Exchange connectivity: share of RPC calls failing (rate limits excluded)."
+    connectivity_failure_ratio: Ratio = Field(
+        0.25,
+        description="Exchange connectivity: share of RPC and swap calls per exchange and chain that "
+        "failed (an exception: reverts and rate limits excluded), where no health check reports it up.",
     )
-    rpc_silence: Duration = Field(
-        "5m", description="Exchange connectivity: no successful RPC call on a chain for this long."
+    connectivity_min_rate: float = Field(
+        0.01, ge=0, description="Exchange connectivity: ignore exchanges with fewer calls per second."
     )
     connectivity_for: ForDuration = Field("2m", description="Exchange connectivity: how long before firing.")
+    bot_down_window: Duration = Field(
+        "2m",
+        description="Bot down: mev.heartbeat unchanged (or absent) for this long; keep it above the "
+        "metric export interval plus a scrape interval.",
+    )
+    bot_down_lookback: Duration = Field(
+        "1d",
+        description="Bot down: a job or service that reported mev.heartbeat within this window is a bot; "
+        "one silent for longer stops alerting.",
+    )
+    bot_down_for: ForDuration = Field("1m", description="Bot down: how long before firing.")
+    trading_halted_for: ForDuration = Field(
+        "5m", description="Trading halted: a circuit breaker open (or half open) for this long."
+    )
+    telemetry_lost_for: ForDuration = Field(
+        "5m",
+        description="Telemetry lost: telemetry dropped for a loss reason within every rate_window for "
+        "this long (a single failed export, gone within the window, does not fire).",
+    )
 
     # -- warning
-    slippage_p95_bp: float = Field(50.0, ge=0, description="High slippage: p95 slippage above this (bp).")
+    slippage_p95_bp: float = Field(
+        50.0, ge=0, description="High slippage: p95 adverse slippage of successful swaps above this (bp)."
+    )
     slippage_for: ForDuration = Field("10m", description="High slippage: how long before firing.")
     min_pool_liquidity_usd: float = Field(
         100_000.0, ge=0, description="Low liquidity: a watched pool's liquidity below this (USD)."
@@ -93,11 +120,17 @@ class AlertSettings(BaseModel):
         0.05, description="API rate limiting: share of RPC calls answered with a rate limit."
     )
     rate_limited_for: ForDuration = Field("5m", description="API rate limiting: how long before firing.")
-    memory_limit_bytes: int = Field(
-        2 * 1024**3, gt=0, description="Memory: the bot's memory limit (container or host), bytes."
+    memory_fraction: Ratio = Field(
+        0.85,
+        description="Memory: warn above this fraction of the limit the bot reports "
+        "(mev.process.memory.limit: its cgroup's, else configure(memory_limit_bytes=...)).",
     )
-    memory_fraction: Ratio = Field(0.85, description="Memory: warn above this fraction of the limit.")
     memory_for: ForDuration = Field("5m", description="Memory: how long before firing.")
+    exposure_for: ForDuration = Field(
+        "2m",
+        description="Risk exposure: a token's inventory above its limit (configure(exposure_limits=...)) "
+        "for this long.",
+    )
 
     # -- routing and documentation
     runbook_url: str = Field(
