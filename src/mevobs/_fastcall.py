@@ -32,7 +32,7 @@ from mevobs import _money, semconv
 from mevobs._context import CURRENT
 from mevobs._emission import LOG_LEVELS, derive_attributes, metric_attrs_of, settle
 from mevobs._slots import HistogramSlot, SlotTable, SumSlot
-from mevobs._state import LOGGER, STATE
+from mevobs._state import LOGGER, STATE, on_fork_in_child
 
 if TYPE_CHECKING:
     from mevobs._operation import Operation
@@ -49,6 +49,14 @@ PENDING_CAP = 1024
 """Most operations one local root holds before its decision; past it they are exported early."""
 
 _TREE = threading.Lock()
+
+
+def _new_tree_lock() -> None:
+    global _TREE
+    _TREE = threading.Lock()  # another thread of the parent may have held it at the fork
+
+
+on_fork_in_child(_new_tree_lock)
 
 
 class FastSink(Protocol):
