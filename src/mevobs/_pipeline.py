@@ -254,9 +254,10 @@ def build_fast(
     tracer_provider.add_span_processor(ForeignSpanProcessor(pipeline))
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     providers = built.providers = Providers(tracer_provider, meter_provider, logger_provider)
-    # The provider of this process: a forked child replaces it (the Providers object is
-    # shared with the state and the Telemetry, so they follow).
+
     def close_meter() -> None:
+        # The provider of this process: a forked child replaces it (the Providers object
+        # is shared with the state and the Telemetry, so they follow).
         current: Any = providers.meter_provider
         current.shutdown(timeout_millis=timeout_ms)
 
@@ -265,8 +266,9 @@ def build_fast(
     built.fast = pipeline
     built.instruments = instruments
     built.handlers = [FastLogHandler(pipeline)]
-    renewal = _ChildRenewal(settings, resource, pipeline, instruments, providers, slots, readers, own_exporters)
-    pipeline.fork_hooks.append(renewal)
+    pipeline.fork_hooks.append(
+        _ChildRenewal(settings, resource, pipeline, instruments, providers, slots, readers, own_exporters)
+    )
     return built
 
 
