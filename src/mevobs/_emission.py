@@ -31,6 +31,7 @@ def _new_tree_lock() -> None:
 
 
 on_fork_in_child(_new_tree_lock)
+
 LOG_LEVELS = {
     semconv.OUTCOME_SUCCESS: logging.INFO,
     semconv.OUTCOME_SKIPPED: logging.INFO,

@@ -212,7 +212,7 @@ def build_fast(
 
     The test kit passes its in-memory ``exporters`` and ``metric_reader``. A forked
     child gets an empty slot table and, when the exporters came from ``settings``,
-    exporters, outputs, resource and meter provider of its own (:func:`_renew_in_child`).
+    exporters, outputs, resource and meter provider of its own (:class:`_ChildRenewal`).
     """
     resource = resource_for(settings)
     own_exporters = exporters is None
@@ -329,6 +329,8 @@ class _ChildRenewal:
             return
         for reader in self.readers:
             _silence(reader)
+        # Nothing of the parent's goes out from here, even if building the child's fails.
+        self.pipeline.span_output, self.pipeline.log_outputs = None, []
         settings = self.settings
         resource = self.resource = child_resource(self.resource, settings)
         exporters = build_exporters(settings)

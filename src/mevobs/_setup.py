@@ -29,7 +29,7 @@ from opentelemetry import _logs as otel_logs
 from opentelemetry import metrics, trace
 
 from mevobs._protocols import Detector
-from mevobs._state import LOGGER, STATE, Providers
+from mevobs._state import LOGGER, STATE, Providers, on_fork_in_child
 
 if TYPE_CHECKING:
     from mevobs._globals import SwitchLoggerProvider, SwitchMeterProvider, SwitchTracerProvider
@@ -204,15 +204,21 @@ def _at_exit() -> None:
 atexit.register(_at_exit)
 
 
+def _new_locks_in_child() -> None:
+    global _LOCK
+    _LOCK = threading.RLock()  # another thread of the parent may have held it at the fork
+    if _SWITCHES:
+        _SWITCHES[0].meter.lock = threading.RLock()
+
+
+on_fork_in_child(_new_locks_in_child)
+
+
 def _after_fork_in_child(telemetry: Telemetry) -> None:
     """A forked child of a configured process: its pipeline has renewed itself (empty
     slots, its own worker and exporters, a new meter provider); point the global meter
     provider at the child's, measure the child's own process, and flush when a
     multiprocessing worker exits (it ends with ``os._exit``: no atexit)."""
-    global _LOCK
-    _LOCK = threading.RLock()  # another thread of the parent may have held it at the fork
-    if _SWITCHES:
-        _SWITCHES[0].meter.lock = threading.RLock()  # as _LOCK
     if _ACTIVE is not telemetry or telemetry.providers is None:
         return
     _point_globals(telemetry.providers)
