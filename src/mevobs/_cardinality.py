@@ -83,6 +83,10 @@ class CardinalityLimiter:
             seen.add(value)
             return value
 
+    def after_fork_in_child(self) -> None:
+        """A fresh lock: another thread of the parent may have held this one at the fork."""
+        self._lock = threading.Lock()
+
     def limit_all(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
         return {key: self.limit(key, value) for key, value in attributes.items()}
 

@@ -52,6 +52,12 @@ class SlotCollection:
         self._last: dict[tuple[str, SeriesKey], Any] = {}
         self._last_ns = time.time_ns()
 
+    def retarget(self, table: SlotTable) -> None:
+        """Read ``table`` from now on, with no delta baseline (a forked child's table)."""
+        self.table = table
+        self._last = {}
+        self._last_ns = time.time_ns()
+
     def metrics(self, temporality: dict[type, AggregationTemporality]) -> list[Metric]:
         now = time.time_ns()
         delta_hist = temporality.get(SdkHistogram, _CUMULATIVE) == _DELTA

@@ -17,12 +17,21 @@ from opentelemetry.trace import Status, StatusCode
 
 from mevobs import _money, semconv
 from mevobs._logs import emit_operation_log
-from mevobs._state import LOGGER, STATE
+from mevobs._state import LOGGER, STATE, on_fork_in_child
 
 if TYPE_CHECKING:
     from mevobs._operation import Operation
 
 TREE_LOCK = threading.Lock()
+
+
+def _new_tree_lock() -> None:
+    global TREE_LOCK
+    TREE_LOCK = threading.Lock()  # another thread of the parent may have held it at the fork
+
+
+on_fork_in_child(_new_tree_lock)
+
 LOG_LEVELS = {
     semconv.OUTCOME_SUCCESS: logging.INFO,
     semconv.OUTCOME_SKIPPED: logging.INFO,

@@ -40,7 +40,7 @@ from mevobs._emission import (
     wants_any,
 )
 from mevobs._slots import HistogramSlot, SlotTable, SumSlot
-from mevobs._state import LOGGER, STATE
+from mevobs._state import LOGGER, STATE, on_fork_in_child
 
 if TYPE_CHECKING:
     from mevobs._operation import Operation
@@ -58,6 +58,14 @@ PENDING_CAP = 1024
 """Most operations one local root holds before its decision; past it they are exported early."""
 
 _TREE = threading.Lock()
+
+
+def _new_tree_lock() -> None:
+    global _TREE
+    _TREE = threading.Lock()  # another thread of the parent may have held it at the fork
+
+
+on_fork_in_child(_new_tree_lock)
 
 
 class FastSink(Protocol):

@@ -29,7 +29,7 @@ from mevobs import semconv
 from mevobs._fastcall import FastSink
 from mevobs._records import SpanFields, log_record, span_fields
 from mevobs._slots import Exemplar, HistogramSlot, SlotTable
-from mevobs._state import LOGGER, STATE
+from mevobs._state import LOGGER, STATE, on_fork_in_child
 
 _MASK64 = (1 << 64) - 1
 BATCH_SPANS = 512
@@ -108,6 +108,8 @@ class FastPipeline(FastSink):
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        #: Run in a forked child after the reset (the builder re-creates exporters there).
+        self.fork_hooks: list[Callable[[], None]] = []
         _PIPELINES.add(self)
 
     # -------------------------------------------------------------- callers
@@ -310,34 +312,60 @@ class FastPipeline(FastSink):
         return done.wait(max(0.0, deadline - time.monotonic()))
 
     def shutdown(self, timeout: float) -> bool:
-        """Flush within ``timeout``, then stop the threads (daemons: never block exit)."""
+        """Flush within ``timeout``, then stop the threads (daemons: never block exit) and
+        the outputs; an output that does not stop in what is left of ``timeout`` (a log
+        file on a stalled pipe) is left to finish on a daemon thread."""
+        deadline = time.monotonic() + timeout
         ok = self.flush(timeout)
         self._stop = True
         self._wake.set()
         self._send_wake.set()
         outputs: list[Any] = [self.span_output, *self.log_outputs]
-        for output in outputs:
-            if output is not None:
-                try:
-                    output.shutdown()
-                except Exception:
-                    STATE.dropped("export_failed", "shutdown")
-        return ok
+        closing = [
+            threading.Thread(target=_shutdown_quietly, args=(output,), name="mevobs-shutdown", daemon=True)
+            for output in outputs
+            if output is not None
+        ]
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return ok and not any(thread.is_alive() for thread in closing)
 
-    def after_fork_in_child(self, rebuild: Callable[[], None] | None) -> None:
-        """A forked child: the parent's threads do not exist here and its queued
-        records are the parent's to export; start empty, with threads of our own."""
+    def after_fork_in_child(self) -> None:
+        """A forked child: the parent's threads do not exist here, its locks may be held,
+        and what it queued or batched is the parent's to export. Start empty, with an empty
+        slot table (the child's totals are its own), then run :attr:`fork_hooks`; the
+        threads start with the child's first record."""
         self._queue.clear()
         self._sends.clear()
         self._queued = 0
         self._threads = []
+        self._worker_ident = None
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._wake = threading.Event()
         self._send_wake = threading.Event()
         self._idle = threading.Event()
         self._pid = os.getpid()
-        if rebuild is not None:
-            rebuild()
+        if self._stop:
+            return  # shut down in the parent: stays down
+        for output in [self.span_output, *self.log_outputs]:
+            if output is not None:
+                output.take()  # the parent's batch: dropped unsent, never exported twice
+                reset = getattr(output, "after_fork_in_child", None)
+                if reset is not None:
+                    reset()
+        self.table = self.table.empty_like()
+        for hook in self.fork_hooks:
+            hook()
+
+
+def _shutdown_quietly(output: Any) -> None:
+    try:
+        output.shutdown()
+    except Exception:
+        STATE.dropped("export_failed", "shutdown")
 
 
 class FastLogHandler(logging.Handler):
@@ -362,3 +390,11 @@ class FastLogHandler(logging.Handler):
 
 
 _PIPELINES: weakref.WeakSet[FastPipeline] = weakref.WeakSet()
+
+
+def _reset_pipelines_in_child() -> None:
+    for pipeline in list(_PIPELINES):
+        pipeline.after_fork_in_child()
+
+
+on_fork_in_child(_reset_pipelines_in_child)

@@ -25,6 +25,12 @@ _OBSERVERS: dict[str, list[ObserveFn]] = {}
 _OBSERVERS_LOCK = threading.Lock()
 
 
+def after_fork_in_child() -> None:
+    """A fresh lock: another thread of the parent may have held this one at the fork."""
+    global _OBSERVERS_LOCK
+    _OBSERVERS_LOCK = threading.Lock()
+
+
 def register_observer(spec: MetricSpec, fn: ObserveFn) -> None:
     """Report points of the observable gauge ``spec`` at each collection, from ``fn``."""
     if not spec.observable:

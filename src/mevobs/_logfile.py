@@ -44,6 +44,7 @@ _CHUNK = MiB
 # Module names, so a test can stand in a short write or a failing rename.
 _os_write = os.write
 _os_rename = os.rename
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
@@ -360,8 +361,16 @@ class LogFile:
     def _open(self) -> OSError | None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_CLOEXEC, 0o644)
-            st = os.fstat(fd)
+            # Non-blocking open: a FIFO with no reader would hold configure() forever; it
+            # fails now (ENXIO) and is retried. Writes block again, on the writer thread.
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_CLOEXEC | _O_NONBLOCK, 0o644)
+            try:
+                if _O_NONBLOCK:
+                    os.set_blocking(fd, True)
+                st = os.fstat(fd)
+            except OSError:
+                os.close(fd)
+                raise
         except OSError as exc:
             self._retry_at = time.monotonic() + _RETRY_SECONDS
             return exc

@@ -14,6 +14,7 @@ import collections
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -66,11 +67,12 @@ def readable_span(fields: SpanFields, resource: Resource, scope: Instrumentation
     )
 
 
-def scrubbed_span(span: ReadableSpan) -> ReadableSpan:
+def scrubbed_span(span: ReadableSpan, resource: Resource | None = None) -> ReadableSpan:
     """A copy of an SDK span whose name, status message, attributes and event
     attributes passed the export boundary (``clean_text``, ``clean_attributes``):
     spans of other instrumentations (db.statement, a database error quoting the
-    statement in the status) and every span of the API path."""
+    statement in the status) and every span of the API path. ``resource`` replaces
+    the span's own (the fast pipeline's, which a forked child renews)."""
     status = span.status
     if status.description:
         status = Status(status.status_code, clean_text(status.description))
@@ -78,7 +80,7 @@ def scrubbed_span(span: ReadableSpan) -> ReadableSpan:
         name=clean_text(span.name),
         context=span.context,
         parent=span.parent,
-        resource=span.resource,
+        resource=resource if resource is not None else span.resource,
         attributes=clean_attributes(span.attributes or {}),
         events=[
             Event(e.name, clean_attributes(e.attributes or {}), timestamp=e.timestamp) for e in span.events
@@ -105,7 +107,9 @@ class ReadableSpanOutput:
         self._batch.append(readable_span(span, self.resource, self.scope))
 
     def add_foreign(self, span: Any) -> None:
-        self._batch.append(scrubbed_span(span))
+        # One process, one resource: the SDK gives a forked child's tracer provider a
+        # resource of its own making, not the child's (see _pipeline.child_resource).
+        self._batch.append(scrubbed_span(span, self.resource))
 
     def pending(self) -> int:
         return len(self._batch)
@@ -232,12 +236,25 @@ class LineWriter:
         return self._idle.wait(timeout)
 
     def close(self, timeout: float = 1.0) -> None:
-        self.flush(timeout)
+        """Write what is queued and close the target, within ``timeout``. A target that
+        does not take the lines (a pipe nobody reads) is left to the daemon writer: a log
+        file is closed only once its writer is idle, as the writer holds its lock."""
+        deadline = time.monotonic() + timeout
+        drained = self.flush(timeout)
         self._stop = True
         self._wake.set()
         close = getattr(self._target, "close", None)
-        if close is not None and getattr(self._target, "write_lines", None) is not None:
-            close(timeout)  # a log file: close it and let it finish compressing
+        if drained and close is not None and getattr(self._target, "write_lines", None) is not None:
+            close(max(0.0, deadline - time.monotonic()))  # a log file: let it finish compressing
+
+    def after_fork_in_child(self) -> None:
+        """A forked child: the parent's lines are the parent's, its writer thread is gone."""
+        self._lines.clear()
+        self._thread = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
 
 
 def log_target(settings: Any) -> Any:
@@ -270,6 +287,9 @@ class FormattedLogOutput:
 
     def take(self) -> Callable[[], bool] | None:
         return None
+
+    def after_fork_in_child(self) -> None:
+        self.writer.after_fork_in_child()
 
     def shutdown(self) -> None:
         self.writer.close()

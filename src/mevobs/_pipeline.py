@@ -117,6 +117,22 @@ def resource_for(settings: Settings) -> Resource:
     return Resource(attrs, resource.schema_url)
 
 
+def child_resource(resource: Resource, settings: Settings) -> Resource:
+    """The resource of a forked child: the parent's, with a ``service.instance.id`` of
+    its own (unless the user set one) and its own ``process.pid``. Built from the
+    parent's without ``Resource.create``, whose detector threads need locks that other
+    modules re-create only after this runs in the child."""
+    attrs = dict(resource.attributes)
+    given = {
+        item.partition("=")[0].strip() for item in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
+    }
+    if "service.instance.id" not in settings.resource_attributes and "service.instance.id" not in given:
+        attrs["service.instance.id"] = str(uuid.uuid4())
+    if "process.pid" in attrs:
+        attrs["process.pid"] = os.getpid()
+    return Resource(attrs, resource.schema_url)
+
+
 def _formatter(settings: Settings, resource: Resource) -> logging.Formatter:
     if settings.log_format == "json":
         return JsonFormatter(str(resource.attributes.get("service.name")), scrub=settings.scrub_secrets)
@@ -139,8 +155,11 @@ def _prometheus(settings: Settings, reader_for: Callable[[Any], MetricReader], b
     server, thread = start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     built.metrics_port = int(server.server_address[1])
 
+    pid = os.getpid()
+
     def close() -> None:
-        server.shutdown()
+        if os.getpid() == pid:  # a forked child has the socket but not the serving thread
+            server.shutdown()
         server.server_close()
         thread.join(2)
 
@@ -193,9 +212,12 @@ def build_fast(
 ) -> Built:
     """The fast pipeline: slots, the worker, the outputs, and providers for the rest.
 
-    The test kit passes its in-memory ``exporters`` and ``metric_reader``.
+    The test kit passes its in-memory ``exporters`` and ``metric_reader``. A forked
+    child gets an empty slot table and, when the exporters came from ``settings``,
+    exporters, outputs, resource and meter provider of its own (:class:`_ChildRenewal`).
     """
     resource = resource_for(settings)
+    own_exporters = exporters is None
     if exporters is None:
         exporters = build_exporters(settings)
     table = SlotTable(
@@ -214,16 +236,7 @@ def build_fast(
     meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
     for reader in readers:
         attach_slots(reader, slots)
-    built.closers.append(lambda: meter_provider.shutdown(timeout_millis=timeout_ms))
-    span_output = (
-        ReadableSpanOutput(exporters.spans, resource, SCOPE) if exporters.spans is not None else None
-    )
-    log_outputs: list[Any] = []
-    if settings.log_destination != "none":
-        writer = LineWriter(log_target(settings), settings.max_queue_size)
-        log_outputs.append(FormattedLogOutput(_formatter(settings, resource), writer))
-    if exporters.logs is not None:
-        log_outputs.append(ReadableLogOutput(exporters.logs, resource, SCOPE))
+    span_output, log_outputs = _fast_outputs(settings, resource, exporters)
     pipeline = FastPipeline(
         table=table,
         span_output=span_output,
@@ -242,11 +255,106 @@ def build_fast(
     )
     tracer_provider.add_span_processor(ForeignSpanProcessor(pipeline))
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    built.providers = Providers(tracer_provider, meter_provider, logger_provider)
+    providers = built.providers = Providers(tracer_provider, meter_provider, logger_provider)
+
+    def close_meter() -> None:
+        # The provider of this process: a forked child replaces it (the Providers object
+        # is shared with the state and the Telemetry, so they follow).
+        current: Any = providers.meter_provider
+        current.shutdown(timeout_millis=timeout_ms)
+
+    built.closers.append(close_meter)
+    instruments = SlotInstruments(table)
     built.fast = pipeline
-    built.instruments = SlotInstruments(table)
+    built.instruments = instruments
     built.handlers = [FastLogHandler(pipeline)]
+    pipeline.fork_hooks.append(
+        _ChildRenewal(settings, resource, pipeline, instruments, providers, slots, readers, own_exporters)
+    )
     return built
+
+
+def _fast_outputs(
+    settings: Settings, resource: Resource, exporters: SignalExporters
+) -> tuple[ReadableSpanOutput | None, list[Any]]:
+    """The span output and the log outputs of the fast pipeline."""
+    span_output = (
+        ReadableSpanOutput(exporters.spans, resource, SCOPE) if exporters.spans is not None else None
+    )
+    log_outputs: list[Any] = []
+    if settings.log_destination != "none":
+        writer = LineWriter(log_target(settings), settings.max_queue_size)
+        log_outputs.append(FormattedLogOutput(_formatter(settings, resource), writer))
+    if exporters.logs is not None:
+        log_outputs.append(ReadableLogOutput(exporters.logs, resource, SCOPE))
+    return span_output, log_outputs
+
+
+class _ChildRenewal:
+    """What a forked child of a fast pipeline re-creates (a ``FastPipeline.fork_hooks`` entry).
+
+    The pipeline has already emptied its queues and made an empty slot table. The
+    instruments record into that table. With exporters built from the settings, the
+    child also gets its own resource (a new ``service.instance.id`` unless the user set
+    one), its own exporters (a gRPC channel must not cross a fork) and outputs, and a
+    new meter provider: the parent's holds the parent's cumulative SDK instruments and a
+    reader whose thread the SDK restarts in the child, so that reader is silenced.
+    Pulled metrics (Prometheus) are the parent's to serve: the child's stay in its slots.
+    The test kit's in-memory exporters and reader stay, reading the new table.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        resource: Resource,
+        pipeline: FastPipeline,
+        instruments: SlotInstruments,
+        providers: Providers,
+        slots: SlotCollection,
+        readers: list[MetricReader],
+        own_exporters: bool,
+    ) -> None:
+        self.settings = settings
+        self.resource = resource
+        self.pipeline = pipeline
+        self.instruments = instruments
+        self.providers = providers
+        self.slots = slots
+        self.readers = readers
+        self.own_exporters = own_exporters
+
+    def __call__(self) -> None:
+        table = self.pipeline.table
+        self.instruments.retarget(table)
+        if not self.own_exporters:
+            self.slots.retarget(table)
+            return
+        for reader in self.readers:
+            _silence(reader)
+        # Nothing of the parent's goes out from here, even if building the child's fails.
+        self.pipeline.span_output, self.pipeline.log_outputs = None, []
+        settings = self.settings
+        resource = self.resource = child_resource(self.resource, settings)
+        exporters = build_exporters(settings)
+        readers: list[MetricReader] = []
+        if exporters.metrics is not None and not row_of(settings, "metrics").pull:
+            readers.append(_periodic_reader(settings, exporters.metrics))
+        meter_provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
+        self.slots = SlotCollection(table, SCOPE, resource)
+        for reader in readers:
+            attach_slots(reader, self.slots)
+        self.readers = readers
+        self.providers.meter_provider = meter_provider
+        self.pipeline.span_output, self.pipeline.log_outputs = _fast_outputs(settings, resource, exporters)
+
+
+def _silence(reader: MetricReader) -> None:
+    """Stop a reader inherited from the parent without exporting: its collection
+    returns nothing and its thread (restarted by the SDK in the child) ends at once."""
+    reader._collect = lambda *args, **kwargs: None  # type: ignore[assignment]
+    stop = getattr(reader, "_shutdown_event", None)
+    if stop is not None:
+        stop.set()
 
 
 def _exemplar_reader(table: SlotTable, registry: Any) -> MetricReader:

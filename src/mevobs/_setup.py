@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import sys
 import threading
 import time
 import warnings
@@ -28,7 +29,7 @@ from opentelemetry import _logs as otel_logs
 from opentelemetry import metrics, trace
 
 from mevobs._protocols import Detector
-from mevobs._state import LOGGER, STATE, Providers
+from mevobs._state import LOGGER, STATE, Providers, on_fork_in_child
 
 if TYPE_CHECKING:
     from mevobs._globals import SwitchLoggerProvider, SwitchMeterProvider, SwitchTracerProvider
@@ -189,14 +190,77 @@ def shutdown(timeout_seconds: float = 5.0) -> bool:
     return telemetry.shutdown(timeout_seconds) if telemetry is not None else True
 
 
+_EXITING: list[bool] = []  # non-empty once the process flushes on its way out
+
+
 def _at_exit() -> None:
     """A bot that exits without shutdown() still flushes, within the export timeout."""
     telemetry = _ACTIVE
     if telemetry is not None:
+        _EXITING.append(True)
         telemetry.shutdown(telemetry.settings.export_timeout_seconds)
 
 
 atexit.register(_at_exit)
+
+
+def _new_locks_in_child() -> None:
+    global _LOCK
+    _LOCK = threading.RLock()  # another thread of the parent may have held it at the fork
+    if _SWITCHES:
+        _SWITCHES[0].meter.lock = threading.RLock()
+
+
+on_fork_in_child(_new_locks_in_child)
+
+
+def _after_fork_in_child(telemetry: Telemetry) -> None:
+    """A forked child of a configured process: its pipeline has renewed itself (empty
+    slots, its own worker and exporters, a new meter provider); point the global meter
+    provider at the child's, measure the child's own process, and flush when a
+    multiprocessing worker exits (it ends with ``os._exit``: no atexit)."""
+    if _ACTIVE is not telemetry or telemetry.providers is None:
+        return
+    _point_globals(telemetry.providers)
+    if telemetry.settings.system_metrics:
+        from mevobs.guards._runtime import restart_system_metrics
+
+        restart_system_metrics(telemetry.providers.meter_provider)
+    worker_util = sys.modules.get("multiprocessing.util")
+    if worker_util is not None:
+        # Runs after multiprocessing clears the parent's finalizers in the new process.
+        worker_util.register_after_fork(telemetry, _flush_when_worker_exits)
+
+
+def _flush_when_worker_exits(telemetry: Telemetry) -> None:
+    """In a multiprocessing worker: flush when it returns (its finalizers run, atexit does
+    not) and when it is terminated (``Pool.terminate()``, leaving a ``with Pool()``
+    block: SIGTERM), unless the application handles SIGTERM itself."""
+    import multiprocessing.util
+    import signal
+
+    multiprocessing.util.Finalize(None, _at_exit, exitpriority=10)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _flush_then_terminate)
+
+
+def _flush_then_terminate(signum: int, frame: Any) -> None:
+    """Flush within the export timeout, then end of the signal as the worker would have.
+
+    ``Pool.terminate()`` sends the signal right after telling idle workers to stop: one
+    already flushing on its way out (its finalizer, on this same thread) finishes that
+    within the export timeout and exits by itself.
+    """
+    import os
+    import signal
+
+    if _EXITING:
+        return
+    signal.signal(signum, signal.SIG_DFL)
+    try:
+        _at_exit()
+    finally:
+        os.kill(os.getpid(), signum)
 
 
 class _Request(NamedTuple):
@@ -321,6 +385,9 @@ def _start(request: _Request) -> Telemetry:
     telemetry.health, telemetry.audit = guards.health, guards.audit
     telemetry.metrics_port = built.metrics_port
     telemetry._request = request
+    if built.fast is not None:
+        # After the pipeline's own renewal (its first hook): the child's providers are in place.
+        built.fast.fork_hooks.append(lambda: _after_fork_in_child(telemetry))
     flush_warnings()  # what the environment got wrong, now that a handler can show it
     return telemetry
 

@@ -149,6 +149,10 @@ class SlotTable:
         self._lock = threading.Lock()
         self._on_overflow = on_overflow
 
+    def empty_like(self) -> SlotTable:
+        """A new table with the same cap and overflow counting, and no series (a forked child's)."""
+        return SlotTable(self.series_cap, self._on_overflow)
+
     def slot(self, spec: MetricSpec, attributes: Mapping[str, Any]) -> Slot:
         """The slot of ``spec`` for ``attributes``, created on first use (under the cap)."""
         key = series_key(attributes)
@@ -251,6 +255,10 @@ class SlotInstruments:
     """
 
     def __init__(self, table: SlotTable) -> None:
+        self.retarget(table)
+
+    def retarget(self, table: SlotTable) -> None:
+        """Record into ``table`` from now on (a forked child's empty table)."""
         self.table = table
         self._counters: dict[str, _BoundCounter] = {}
         self._histograms: dict[str, _BoundHistogram] = {}

@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from opentelemetry.trace import Tracer, TracerProvider
 from mevobs import semconv
 from mevobs._cardinality import DEFAULT_CARDINALITY_CAP, CardinalityLimiter
 from mevobs._instruments import Instruments
+from mevobs._instruments import after_fork_in_child as _instruments_after_fork
 from mevobs._protocols import ExposureHook, Hook, SecurityListener
 from mevobs._version import __version__
 
@@ -219,3 +221,39 @@ def dropped_counts() -> dict[str, int]:
     """How much telemetry this process refused or lost, by reason, since start."""
     with STATE._tally_lock:
         return dict(STATE.dropped_tally)
+
+
+# ------------------------------------------------------------------------ fork
+
+_FORK_HOOKS: list[Callable[[], None]] = []
+
+
+def on_fork_in_child(hook: Callable[[], None]) -> None:
+    """Run ``hook`` in every forked child, right after ``fork()``, in registration order.
+
+    Modules that hold locks, threads or per-process data register here (the pipeline
+    registers its reset), so one handler knows the order and the state is reset first.
+    """
+    _FORK_HOOKS.append(hook)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child holds copies of locks other threads of the parent may have held
+    at the fork, and the parent's tallies: give it fresh ones, then run the hooks."""
+    global _LISTENERS_LOCK
+    STATE._tally_lock = threading.Lock()
+    STATE.dropped_tally = {}  # this process's own losses (its metrics start empty too)
+    STATE.limiter.after_fork_in_child()
+    _instruments_after_fork()
+    _LISTENERS_LOCK = threading.Lock()
+    for hook in list(_FORK_HOOKS):
+        try:
+            hook()
+        except Exception as exc:  # a failed reset must not break the child's own code
+            STATE.dropped("recorder_error", f"after fork: {type(exc).__name__}: {exc}")
+    # Specs re-resolve their cached attributes and metric slots (the child's own).
+    STATE.generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from mevobs import semconv
 from mevobs._instruments import register_observer
 from mevobs._protocols import FinishedOperation
-from mevobs._state import LOGGER, STATE, register_security_listener
+from mevobs._state import LOGGER, STATE, on_fork_in_child, register_security_listener
 
 BreakerState = Literal["closed", "open", "half_open"]
 CLOSED: BreakerState = "closed"
@@ -32,6 +32,18 @@ _NEUTRAL = frozenset({semconv.OUTCOME_CANCELLED, semconv.OUTCOME_SKIPPED})
 # Every live breaker, so security events can trip the ones that asked for it.
 _BREAKERS: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
 _BREAKERS_LOCK = threading.Lock()
+
+
+def _new_locks_in_child() -> None:
+    """Fresh locks: other threads of the parent may have held them at the fork (the
+    child keeps each breaker's state: it traded on the same view until then)."""
+    global _BREAKERS_LOCK
+    _BREAKERS_LOCK = threading.Lock()
+    for breaker in list(_BREAKERS):
+        breaker._lock = threading.Lock()
+
+
+on_fork_in_child(_new_locks_in_child)
 
 
 class CircuitOpenError(RuntimeError):

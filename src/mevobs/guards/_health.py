@@ -28,7 +28,7 @@ from typing import Any
 
 from mevobs import semconv
 from mevobs._scrub import scrub_text
-from mevobs._state import LOGGER, STATE
+from mevobs._state import LOGGER, STATE, on_fork_in_child
 from mevobs.guards._health_http import HttpFront, Run, default_max_connections, listen
 
 CheckFn = Callable[[], Any]
@@ -66,6 +66,14 @@ class CheckResult:
 
 _REGISTRY: dict[str, HealthCheck] = {}
 _REGISTRY_LOCK = threading.Lock()
+
+
+def _new_registry_lock() -> None:
+    global _REGISTRY_LOCK
+    _REGISTRY_LOCK = threading.Lock()  # another thread of the parent may have held it at the fork
+
+
+on_fork_in_child(_new_registry_lock)
 
 
 def register_health_check(

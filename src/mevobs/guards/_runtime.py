@@ -46,6 +46,19 @@ def start_system_metrics(meter_provider: Any) -> Closer | None:
     return stop
 
 
+def restart_system_metrics(meter_provider: Any) -> None:
+    """In a forked child: the instruments of the parent live in the parent's meter
+    provider and read the parent's process; record the child's own into ``meter_provider``."""
+    try:
+        from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
+    except ImportError:
+        return
+    instrumentor = SystemMetricsInstrumentor(config=SYSTEM_METRICS_CONFIG)  # one instance: re-reads the pid
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+    instrumentor.instrument(meter_provider=meter_provider)
+
+
 def start_instrumentations(names: Iterable[str], tracer_provider: Any, meter_provider: Any) -> list[Closer]:
     """Switch on the named OpenTelemetry contrib instrumentations (entry points of group
     ``opentelemetry_instrumentor``: ``sqlite3``, ``asyncpg``, ``aiohttp-client``,

@@ -15,6 +15,7 @@ import collections
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mevobs import semconv
 from mevobs._observations import emit_security_event
 from mevobs._protocols import FACTS, Detector, Finding, FinishedOperation
-from mevobs._state import STATE
+from mevobs._state import STATE, on_fork_in_child
 
 Clock = Callable[[], float]
 K = TypeVar("K")
@@ -424,6 +425,17 @@ def _wants(detector: Detector) -> int:
     return mask
 
 
+_MONITORS: weakref.WeakSet[SecurityMonitor] = weakref.WeakSet()
+
+
+def _new_locks_in_child() -> None:
+    for monitor in list(_MONITORS):
+        monitor._lock = threading.Lock()  # another thread of the parent may have held it at the fork
+
+
+on_fork_in_child(_new_locks_in_child)
+
+
 class SecurityMonitor:
     """Runs a list of detectors on each finished operation (a ``STATE.hooks`` entry).
 
@@ -460,6 +472,7 @@ class SecurityMonitor:
         for _, wants in self._entries:
             self.fact_mask |= wants
         self._lock = threading.Lock()
+        _MONITORS.add(self)
 
     @property
     def kinds(self) -> frozenset[str]:
