@@ -380,15 +380,13 @@ class CurvePool:
         ann = self.amp * 4
         a = 4 * x * ann
         b = 4 * x * (ann * x - (ann - 1) * d)
-        c = d**3
-
-        def enough(y: int) -> bool:
-            return a * y * y + b * y >= c
-
+        c = d * d * d
+        # The invariant holds at y when a*y*y + b*y >= c; isqrt is off by less than one,
+        # so the exact answer is a step or two away at most.
         y = max(0, (isqrt(b * b + 4 * a * c) - b) // (2 * a))
-        while not enough(y):  # isqrt is off by less than one: a step or two at most
+        while (a * y + b) * y < c:
             y += 1
-        while y > 0 and enough(y - 1):
+        while y > 0 and (a * (y - 1) + b) * (y - 1) >= c:
             y -= 1
         return y
 
