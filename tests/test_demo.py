@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import mevobs
 from mevobs import semconv
 from mevobs.demo import DemoOptions, run_demo
-from mevobs.demo._bot import CYCLES, MAX_IN, MIN_IN, Bot, tvl_usd
+from mevobs.demo._bot import CYCLES, MAX_IN, MIN_IN, Bot, deviation_bp, tvl_usd
 from mevobs.demo._conditions import Conditions
 from mevobs.demo._summary import COLUMNS, Latencies, Tally
 
@@ -197,6 +197,10 @@ def test_scenario_conditions_reach_the_simulation(tmp_path: Path) -> None:
     assert tvl_usd(bot.pools["sushiswap"]) == 0
     assert sum(map(len, bot.ballast)) == 30 * 1000
     assert bot.refused > 0 and bot.breaker.state != "open"  # held for 20 blocks, then let go
+    pushed = Bot(random.Random(0), node=None)  # type: ignore[arg-type]
+    pushed.apply(Conditions(price_push_bp={"uniswap_v2": -100.0, "sushiswap": 50.0}))
+    assert -105 < deviation_bp(pushed.pools["uniswap_v2"]) < -95
+    assert 45 < deviation_bp(pushed.pools["sushiswap"]) < 55
     outcomes = result.tally.outcomes  # type: ignore[attr-defined]
     on_curve = [outcomes.get((kind, "curve"), {}) for kind in ("swap", "liquidity")]
     assert sum(sum(by.values()) for by in on_curve) > 0  # curve was traded or provided to...

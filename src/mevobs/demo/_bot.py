@@ -352,13 +352,13 @@ class Bot:
         no random draws, so the seed's stream is the same with or without them)."""
         for key, share in conditions.liquidity_drain.items():
             pool = self.pools[key]
-            pool.remove_liquidity(int(pool.shares * min(max(share, 0.0), 1.0)))
+            pool.remove_liquidity(pool.shares * round(min(max(share, 0.0), 1.0) * 10**6) // 10**6)
         for key, bp in conditions.price_push_bp.items():
             pool = self.pools[key]
-            # Selling token0 lowers its price; about bp/2 of the side traded moves it bp.
+            # Selling token0 lowers its price; trading bp/2 of the side sold moves it about bp.
             token_in = pool.token0 if bp < 0 else pool.token1
             held = pool.amounts()[0 if token_in == pool.token0 else 1]
-            pool.swap(token_in, int(held * min(abs(bp), 10_000) / 20_000))
+            pool.swap(token_in, held * round(min(abs(bp), 10_000)) // 20_000)
         if conditions.retain_bytes > 0:
             self.ballast.append(bytes(conditions.retain_bytes))
 

@@ -41,9 +41,10 @@ class Latencies:
         self.count = 0
 
     def add(self, ms: float) -> None:
-        # Bucket 0 holds everything up to 1 us; bucket i > 0 ends at 1 us * 1.01**i.
+        # Bucket 0 holds everything up to 1 us (and NaN); bucket i > 0 ends at 1 us * 1.01**i.
+        ms = min(ms, 1e12)  # about 30 years: keeps the logarithm finite
         index = math.ceil(math.log(ms * 1000) / _GROWTH) if ms > 0.001 else 0
-        self.buckets[max(0, index)] += 1
+        self.buckets[index] += 1
         self.count += 1
 
     def merge(self, other: Latencies) -> None:
