@@ -203,9 +203,14 @@ class Bot:
     # ------------------------------------------------------------- market
 
     def noise(self) -> None:
-        """Other traders move the prices: a random swap on every pool."""
+        """Other traders move the prices: a random swap on every pool.
+
+        They lean against a price that is off the reference (the wider market's): the
+        further off, the likelier they sell the dear token (up to 90 %), so prices
+        wander around the reference instead of drifting away from it for good."""
         for pool in self.pools.values():
-            token_in = pool.token0 if self.rng.random() < 0.5 else pool.token1
+            lean = max(-0.4, min(0.4, deviation_bp(pool) / 2_000))
+            token_in = pool.token0 if self.rng.random() < 0.5 + lean else pool.token1
             size = self.rng.lognormvariate(0, 1.0)
             amount = int(size * (E18 if token_in == WETH else 2_000 * E6))
             pool.swap(token_in, amount)

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import random
 from dataclasses import dataclass, field
+from math import isqrt
 from typing import Any
 
 import mevobs
@@ -45,10 +46,23 @@ class Chain:
     block_number: int = 21_000_000
     gas_in_block: int = 0
     nonce: int = 0
+    #: The fee other users are used to (default: the starting base fee).
+    usual_fee_wei: int = 0
+
+    def __post_init__(self) -> None:
+        self.usual_fee_wei = self.usual_fee_wei or self.base_fee_wei
 
     def next_block(self, rng: random.Random) -> None:
-        """EIP-1559: the base fee moves by up to 1/8 towards the gas target."""
-        used = self.gas_in_block + rng.randint(8_000_000, 22_000_000)
+        """EIP-1559: the base fee moves by up to 1/8 towards the gas target.
+
+        Other users send less when the fee is above its usual level and more below it
+        (demand falls with the square root of the fee), so over a long run the fee
+        wanders around that level; without it, the bot's own gas on top of a demand
+        centred on the target made the fee climb for good (from 12 to 9000 gwei in
+        11 000 blocks)."""
+        demand = rng.randint(8_000_000, 22_000_000)
+        demand = demand * isqrt(self.usual_fee_wei * 10**12 // self.base_fee_wei) // 10**6
+        used = min(2 * self.gas_target, self.gas_in_block + demand)  # the block gas limit
         delta = self.base_fee_wei * (used - self.gas_target) // self.gas_target // 8
         self.base_fee_wei = max(GWEI // 100, self.base_fee_wei + delta)
         self.block_number += 1
