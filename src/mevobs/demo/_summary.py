@@ -109,7 +109,7 @@ def _row(
 ) -> str:
     cells = " ".join(f"{by.get(outcome, 0):>{max(7, len(header))}}" for outcome, header in columns)
     p50, p95, p99 = (latencies.percentile(q) for q in (50, 95, 99))
-    return f"{kind:<10} {label:<24} {sum(by.values()):>7} {cells} {p50:>8.2f} {p95:>8.2f} {p99:>8.2f}"
+    return f"{kind:<10} {label:<25} {sum(by.values()):>7} {cells} {p50:>8.2f} {p95:>8.2f} {p99:>8.2f}"
 
 
 def _share(part: int, whole: int) -> str:
@@ -136,7 +136,7 @@ def render(
     columns = [(o, h) for o, h in COLUMNS if o != "other" or overall["other"]]
     headers = " ".join(f"{header:>{max(7, len(header))}}" for _, header in columns)
     lines = [
-        f"{'operation':<10} {'exchange/strategy/method':<24} {'count':>7} {headers} "
+        f"{'operation':<10} {'exchange/strategy/method':<25} {'count':>7} {headers} "
         f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}",
     ]
     for key in sorted(tally.outcomes):
