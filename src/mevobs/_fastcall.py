@@ -298,12 +298,7 @@ def _join_root(op: Operation, sink: FastSink, important: bool) -> None:
 
 def _record_figures(op: Operation, sink: FastSink, bundle: Any, outcome: str) -> None:
     """Gas, profit and the points recorders queued, into the operation's slots."""
-    if (
-        op._gas_used is not None
-        or op._child_gas_wei
-        or op.net_profit_wei is not None
-        or op._usd is not None
-    ):
+    if op._gas_used is not None or op._child_gas_wei or op.net_profit_wei is not None or op._usd is not None:
         derive_attributes(op)
     table = sink.table
     if op._gas_used is not None:

@@ -102,7 +102,6 @@ class Recorders:
             points = self._points = []
         points.append((spec, value, extra, success_only))
 
-
     def _bad(self, field: str, value: Any) -> None:
         STATE.dropped("invalid_value", f"{self.kind}.{field}={type(value).__name__}")
 

@@ -48,6 +48,7 @@ def _checked(convert: Callable[[str], T], ok: Callable[[T], bool], requirement: 
 
 
 _positive_seconds = _checked(float, lambda v: 0 < v < float("inf"), "must be a positive number of seconds")
+_block_count = _checked(int, lambda v: 1 <= v <= 10**9, "must be a whole number of blocks from 1 to 10**9")
 _rate = _checked(float, lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1")
 _port = _checked(int, lambda v: 1 <= v <= 65535, "must be between 1 and 65535")
 _port_or_zero = _checked(int, lambda v: 0 <= v <= 65535, "must be between 0 and 65535")
@@ -59,7 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     # Not required=True: argparse's message would only say "required: command".
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     demo = sub.add_parser("demo", help="run a simulated arbitrage bot instrumented with mevobs")
-    demo.add_argument("--duration", type=_positive_seconds, default=15.0, help="seconds to run (default 15)")
+    length = demo.add_mutually_exclusive_group()
+    length.add_argument(
+        "--duration", type=_positive_seconds, default=15.0, help="seconds to run, paced (default 15)"
+    )
+    length.add_argument(
+        "--blocks", type=_block_count, default=None, help="blocks to run as fast as possible, unpaced"
+    )
     demo.add_argument("--seed", type=int, default=1, help="random seed; same seed, same run (default 1)")
     demo.add_argument(
         "--exporter",
@@ -154,6 +161,7 @@ def _demo(args: argparse.Namespace) -> int:
         run_demo(
             DemoOptions(
                 duration=args.duration,
+                blocks=args.blocks,
                 seed=args.seed,
                 exporter=exporter,
                 fail_rate=args.fail_rate,

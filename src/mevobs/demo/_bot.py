@@ -3,7 +3,8 @@
 Built only from mevobs's public API, so it doubles as the reference example.
 Everything random comes from one ``random.Random(seed)`` consumed in a fixed
 order (the bot awaits each step in turn), so a seed fixes every count and
-every wei of profit; only wall-clock durations vary.
+every wei of profit; only wall-clock durations vary. What a scenario changes
+arrives each block as :class:`Conditions` (see ``_conditions.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal
 import mevobs
 from mevobs.demo._amm import CurvePool, Pool, V2Pool, V3Pool, sqrt_price_x96
 from mevobs.demo._chain import GWEI, Chain, Node, RpcError
+from mevobs.demo._conditions import Conditions
 
 WETH = "WETH"
 USDC = "USDC"
@@ -66,6 +68,11 @@ CYCLES: dict[str, Sequence[tuple[str, str]]] = {
     "arb_l2": (("camelot", WETH), ("uniswap_v2_arb", USDC)),
     "arb_l2_rev": (("uniswap_v2_arb", WETH), ("camelot", USDC)),
 }
+#: The scanner's input bounds (wei of WETH) and the search's resolution (a share of the input).
+MIN_IN, MAX_IN = 10**15, 200 * E18
+_RESOLUTION_BITS = 10
+_GOLDEN = 618_034  # (sqrt 5 - 1) / 2, in millionths
+
 STRATEGY = {
     "v2_v2": "cross_dex",
     "v2_v2_rev": "cross_dex",
@@ -81,15 +88,8 @@ USD_PER_UNIT = {WETH: ETH_USD / E18, USDC: 1 / E6, USDT: 1 / E6}
 
 
 def tvl_usd(pool: Pool) -> float:
-    """Value of what a pool holds (for V3, what its active range holds), at reference prices."""
-    if isinstance(pool, V2Pool):
-        amount0, amount1 = pool.reserve0, pool.reserve1
-    elif isinstance(pool, CurvePool):
-        amount0, amount1 = pool.balance0, pool.balance1
-    else:
-        sp, lo, hi = pool.sqrt_price_x96, pool.sqrt_lower_x96, pool.sqrt_upper_x96
-        amount0 = pool.liquidity * (1 << 96) * (hi - sp) // (sp * hi)
-        amount1 = pool.liquidity * (sp - lo) // (1 << 96)
+    """Value of what a pool holds (for V3, what its position holds), at reference prices."""
+    amount0, amount1 = pool.amounts()
     return amount0 * USD_PER_UNIT[pool.token0] + amount1 * USD_PER_UNIT[pool.token1]
 
 
@@ -148,6 +148,10 @@ class Bot:
     inventory_wei: dict[str, int] = field(
         default_factory=lambda: {"ethereum": 100 * E18, "arbitrum": 100 * E18}
     )
+    #: Each cycle's last best input, where the next search starts.
+    hints: dict[str, int] = field(default_factory=dict)
+    #: What the bot retained because the conditions said so (a simulated leak).
+    ballast: list[bytes] = field(default_factory=list)
 
     def _stage(self, op: mevobs.Operation, stage: str) -> None:
         op.record_opportunity(stage)
@@ -172,9 +176,11 @@ class Bot:
         @mevobs.swap(exchange=pool.exchange, chain=pool.chain, pool=pool.address)
         async def swap(token_in: str, amount_in: int, expected_out: int) -> mevobs.SwapResult:
             tx = await with_retries(
-                lambda: self.node.send_raw_transaction(pool.chain, SWAP_GAS[pool.exchange], b"\x02signed")
+                lambda: self.node.send_raw_transaction(
+                    pool.chain, SWAP_GAS[pool.exchange], b"\x02signed", pool.exchange
+                )
             )
-            receipt = await with_retries(lambda: self.node.receipt(pool.chain, tx))
+            receipt = await with_retries(lambda: self.node.receipt(pool.chain, tx, pool.exchange))
             out = pool.swap(token_in, amount_in) if receipt["status"] == 1 else 0
             return mevobs.SwapResult(
                 tx_hash=receipt["transactionHash"],
@@ -197,9 +203,14 @@ class Bot:
     # ------------------------------------------------------------- market
 
     def noise(self) -> None:
-        """Other traders move the prices: a random swap on every pool."""
+        """Other traders move the prices: a random swap on every pool.
+
+        They lean against a price that is off the reference (the wider market's): the
+        further off, the likelier they sell the dear token (up to 90 %), so prices
+        wander around the reference instead of drifting away from it for good."""
         for pool in self.pools.values():
-            token_in = pool.token0 if self.rng.random() < 0.5 else pool.token1
+            lean = max(-0.4, min(0.4, deviation_bp(pool) / 2_000))
+            token_in = pool.token0 if self.rng.random() < 0.5 + lean else pool.token1
             size = self.rng.lognormvariate(0, 1.0)
             amount = int(size * (E18 if token_in == WETH else 2_000 * E6))
             pool.swap(token_in, amount)
@@ -217,21 +228,53 @@ class Bot:
             amount = self.pools[key].quote(token, amount)
         return amount
 
+    def best_input(self, legs: Sequence[tuple[str, str]], hint: int = MIN_IN) -> tuple[int, int] | None:
+        """(input, output) of the most profitable input in [MIN_IN, MAX_IN], to within
+        2**-10 of the input, or None if no input pays.
+
+        Profit is concave in the input (every pool's output is) and zero at zero, so a
+        loss at MIN_IN means a loss everywhere: most cycles cost one quote. Otherwise
+        doubling or halving from ``hint`` (last block's answer) brackets the optimum
+        within a factor of 4 and a golden-section search narrows it: about 20 quotes
+        where a plain ternary search over the whole range needs 120."""
+        outs = {MIN_IN: self.quote_cycle(legs, MIN_IN)}
+        if outs[MIN_IN] <= MIN_IN:
+            return None
+
+        def profit(x: int) -> int:
+            out = outs.get(x)
+            if out is None:
+                out = outs[x] = self.quote_cycle(legs, x)
+            return out - x
+
+        b = min(max(hint, MIN_IN), MAX_IN)
+        if b < MAX_IN and profit(min(2 * b, MAX_IN)) > profit(b):
+            while b < MAX_IN and profit(min(2 * b, MAX_IN)) > profit(b):
+                b = min(2 * b, MAX_IN)
+        else:
+            while b > MIN_IN and profit(max(b // 2, MIN_IN)) > profit(b):
+                b = max(b // 2, MIN_IN)
+        # Unimodal profit, and b beats both neighbours: the optimum is in [b/2, 2b].
+        lo, hi = max(MIN_IN, b // 2), min(MAX_IN, 2 * b)
+        c, d = hi - (hi - lo) * _GOLDEN // 10**6, lo + (hi - lo) * _GOLDEN // 10**6
+        while hi - lo > b >> _RESOLUTION_BITS:
+            if profit(c) > profit(d):  # the optimum is left of d
+                hi, d = d, c
+                c = hi - (hi - lo) * _GOLDEN // 10**6
+            else:
+                lo, c = c, d
+                d = lo + (hi - lo) * _GOLDEN // 10**6
+        best = max(sorted(outs), key=lambda x: outs[x] - x)  # ties: the smallest input
+        return best, outs[best]
+
     def scan(self) -> list[Opportunity]:
-        """Best input per cycle by ternary search on integer amounts; keep the profitable ones."""
+        """The profitable cycles, each at its best input."""
         found = []
         for name, legs in CYCLES.items():
-            lo, hi = 10**15, 200 * E18
-            for _ in range(60):
-                m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
-                if self.quote_cycle(legs, m1) - m1 < self.quote_cycle(legs, m2) - m2:
-                    lo = m1
-                else:
-                    hi = m2
-            out = self.quote_cycle(legs, lo)
-            chain = self.pools[legs[0][0]].chain
-            if out - lo > 0:
-                found.append(Opportunity(name, chain, lo, out, legs))
+            best = self.best_input(legs, self.hints.get(name, MIN_IN))
+            if best is not None:
+                self.hints[name] = best[0]
+                found.append(Opportunity(name, self.pools[legs[0][0]].chain, best[0], best[1], legs))
         return found
 
     # ------------------------------------------------------------ execute
@@ -289,8 +332,10 @@ class Bot:
                 self._book(op, pool.chain)
 
     async def _liquidity(self, op: mevobs.Operation, pool: Pool, action: str) -> None:
-        tx = await with_retries(lambda: self.node.send_raw_transaction(pool.chain, 180_000, b"\x02lp"))
-        receipt = await with_retries(lambda: self.node.receipt(pool.chain, tx))
+        tx = await with_retries(
+            lambda: self.node.send_raw_transaction(pool.chain, 180_000, b"\x02lp", pool.exchange)
+        )
+        receipt = await with_retries(lambda: self.node.receipt(pool.chain, tx, pool.exchange))
         op.record_tx(
             tx_hash=receipt["transactionHash"], block_number=receipt["blockNumber"], status=receipt["status"]
         )
@@ -303,14 +348,31 @@ class Bot:
             used0, used1, minted = pool.add_liquidity(a0, a1)
             op.record_liquidity(pool=pool.address, amount0=used0, amount1=used1, liquidity=minted)
         else:
-            units = getattr(pool, "total_supply", 0) or getattr(pool, "liquidity", 0)
-            amount0, amount1 = pool.remove_liquidity(units // 1000)
-            op.record_liquidity(pool=pool.address, amount0=amount0, amount1=amount1, liquidity=units // 1000)
+            units = pool.shares // 1000
+            amount0, amount1 = pool.remove_liquidity(units)
+            op.record_liquidity(pool=pool.address, amount0=amount0, amount1=amount1, liquidity=units)
 
-    async def tick(self, chains: dict[str, Chain]) -> None:
+    def apply(self, conditions: Conditions) -> None:
+        """What the block's conditions do to the market and the bot (nothing by default;
+        no random draws, so the seed's stream is the same with or without them)."""
+        for key, share in conditions.liquidity_drain.items():
+            pool = self.pools[key]
+            pool.remove_liquidity(pool.shares * round(min(max(share, 0.0), 1.0) * 10**6) // 10**6)
+        for key, bp in conditions.price_push_bp.items():
+            pool = self.pools[key]
+            # Selling token0 lowers its price; trading bp/2 of the side sold moves it about bp.
+            token_in = pool.token0 if bp < 0 else pool.token1
+            held = pool.amounts()[0 if token_in == pool.token0 else 1]
+            pool.swap(token_in, held * round(min(abs(bp), 10_000)) // 20_000)
+        if conditions.retain_bytes > 0:
+            self.ballast.append(bytes(conditions.retain_bytes))
+
+    async def tick(self, chains: dict[str, Chain], conditions: Conditions | None = None) -> None:
         """One block: prices move, the bot scans and pursues what it finds."""
         for chain in chains.values():
             chain.next_block(self.rng)
+        if conditions is not None:
+            self.apply(conditions)
         self.noise()
         self.report_market()
         try:

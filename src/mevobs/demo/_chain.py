@@ -11,15 +11,19 @@ import asyncio
 import hashlib
 import random
 from dataclasses import dataclass, field
+from math import isqrt
 from typing import Any
 
 import mevobs
 from mevobs import semconv
+from mevobs.demo._conditions import Conditions
 
 #: The router every simulated transaction goes to (the allowlisted contract).
 ROUTER = "0x" + "77" * 20
 
 GWEI = 10**9
+#: Receipts kept for the bot to fetch; older ones are forgotten (bounded memory).
+MAX_PENDING = 1024
 
 
 class RpcError(Exception):
@@ -42,10 +46,23 @@ class Chain:
     block_number: int = 21_000_000
     gas_in_block: int = 0
     nonce: int = 0
+    #: The fee other users are used to (default: the starting base fee).
+    usual_fee_wei: int = 0
+
+    def __post_init__(self) -> None:
+        self.usual_fee_wei = self.usual_fee_wei or self.base_fee_wei
 
     def next_block(self, rng: random.Random) -> None:
-        """EIP-1559: the base fee moves by up to 1/8 towards the gas target."""
-        used = self.gas_in_block + rng.randint(8_000_000, 22_000_000)
+        """EIP-1559: the base fee moves by up to 1/8 towards the gas target.
+
+        Other users send less when the fee is above its usual level and more below it
+        (demand falls with the square root of the fee), so over a long run the fee
+        wanders around that level; without it, the bot's own gas on top of a demand
+        centred on the target made the fee climb for good (from 12 to 9000 gwei in
+        11 000 blocks)."""
+        demand = rng.randint(8_000_000, 22_000_000)
+        demand = demand * isqrt(self.usual_fee_wei * 10**12 // self.base_fee_wei) // 10**6
+        used = min(2 * self.gas_target, self.gas_in_block + demand)  # the block gas limit
         delta = self.base_fee_wei * (used - self.gas_target) // self.gas_target // 8
         self.base_fee_wei = max(GWEI // 100, self.base_fee_wei + delta)
         self.block_number += 1
@@ -54,7 +71,10 @@ class Chain:
 
 @dataclass
 class Node:
-    """One simulated RPC provider with latency, timeouts and a rate limit."""
+    """One simulated RPC provider with latency, timeouts and a rate limit.
+
+    ``exchange`` arguments say on whose behalf a call is made (for the scenario
+    conditions); they are not recorded."""
 
     rng: random.Random
     chains: dict[str, Chain]
@@ -62,34 +82,45 @@ class Node:
     fail_rate: float = 0.0
     rate_limit_p: float = 0.03
     timeout_p: float = 0.01
+    #: False: latency is drawn (the random stream stays the same) but not slept.
+    paced: bool = True
+    conditions: Conditions = field(default_factory=Conditions)
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    async def _latency(self, method: str, chain: str) -> None:
+    async def _latency(self, method: str, chain: str, exchange: str) -> None:
         """Simulated network time; failures are decided by the RNG, not the clock."""
         # The chain is an argument, not known at decoration: label the running rpc operation.
         mevobs.current_operation().set_attribute(semconv.ATTR_CHAIN, chain)
         roll = self.rng.random()
         latency = self.rng.lognormvariate(-4.0, 0.6)  # ~18 ms median
-        await asyncio.sleep(min(latency, 0.25) * self.time_scale)
+        conditions = self.conditions
+        if self.paced:
+            factor = conditions.lookup(conditions.rpc_latency_factor, exchange, 1.0)
+            await asyncio.sleep(min(latency, 0.25) * self.time_scale * factor)
         if roll < self.rate_limit_p:
             raise RpcError("429 Too Many Requests", status_code=429)
         if roll < self.rate_limit_p + self.timeout_p:
             raise TimeoutError(f"{method} timed out after 2.0 s")
+        extra = conditions.lookup(conditions.rpc_failure_rate, exchange, 0.0)
+        if extra > 0 and self.rng.random() < extra:  # no draw when neutral: the stream is unchanged
+            raise RpcError("503 Service Unavailable", status_code=503)
 
     @mevobs.rpc(method="eth_blockNumber", provider="sim://node-1")
     async def block_number(self, chain: str) -> int:
-        await self._latency("eth_blockNumber", chain)
+        await self._latency("eth_blockNumber", chain, "")
         return self.chains[chain].block_number
 
     @mevobs.rpc(method="eth_call", provider="sim://node-1")
     async def call(self, chain: str, quote: int) -> int:
         """Simulate a transaction against the current state; returns the simulated output."""
-        await self._latency("eth_call", chain)
+        await self._latency("eth_call", chain, "")
         return quote
 
     @mevobs.rpc(method="eth_sendRawTransaction", provider="sim://node-1")
-    async def send_raw_transaction(self, chain: str, gas_estimate: int, raw: bytes) -> str:
-        await self._latency("eth_sendRawTransaction", chain)
+    async def send_raw_transaction(
+        self, chain: str, gas_estimate: int, raw: bytes, exchange: str = ""
+    ) -> str:
+        await self._latency("eth_sendRawTransaction", chain, exchange)
         c = self.chains[chain]
         c.nonce += 1
         tx_hash = "0x" + hashlib.sha256(f"{chain}/{c.nonce}".encode()).hexdigest()
@@ -110,9 +141,11 @@ class Node:
             self.sent[tx_hash]["gasUsed"] = gas_used + l1_gas
             self.sent[tx_hash]["gasUsedForL1"] = l1_gas
         c.gas_in_block += gas_used
+        if len(self.sent) > MAX_PENDING:  # receipts nobody fetched (every attempt failed)
+            del self.sent[next(iter(self.sent))]
         return tx_hash
 
     @mevobs.rpc(method="eth_getTransactionReceipt", provider="sim://node-1")
-    async def receipt(self, chain: str, tx_hash: str) -> dict[str, Any]:
-        await self._latency("eth_getTransactionReceipt", chain)
+    async def receipt(self, chain: str, tx_hash: str, exchange: str = "") -> dict[str, Any]:
+        await self._latency("eth_getTransactionReceipt", chain, exchange)
         return self.sent.pop(tx_hash)

@@ -1,8 +1,10 @@
 """Run the demo: configure mevobs, drive the bot block by block, print the summary.
 
-The number of blocks is fixed by ``--duration`` (one block per tick), and all
-randomness comes from ``--seed``: the same options give the same counts and
-the same profit, whatever the machine's speed.
+The number of blocks is fixed by ``--duration`` (one block per 0.25 s tick, paced
+to the wall clock) or by ``--blocks`` (as fast as the machine goes: no pacing,
+no simulated RPC latency), and all randomness comes from ``--seed``: the same
+seed and options give the same counts and the same profit, whatever the
+machine's speed. ``--blocks N`` runs exactly the blocks of ``--duration N/4``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import mevobs
 from mevobs.demo._amm import Pool
 from mevobs.demo._bot import ETH_USD, Bot, make_chains, tvl_usd
 from mevobs.demo._chain import ROUTER, Node
+from mevobs.demo._conditions import Conditions, Scenario
 from mevobs.demo._summary import Tally, render
 
 TICK_SECONDS = 0.25
@@ -33,6 +36,8 @@ TICK_SECONDS = 0.25
 @dataclass(frozen=True)
 class DemoOptions:
     duration: float = 15.0
+    #: Run this many blocks unpaced instead of ``duration`` seconds paced.
+    blocks: int | None = None
     seed: int = 1
     exporter: str = "prometheus"
     fail_rate: float = 0.0
@@ -42,9 +47,17 @@ class DemoOptions:
     time_scale: float = 1.0  # scales simulated RPC latency (tests use less)
     health_port: int = 0  # 0: any free port (printed)
     audit_path: Path | None = None
+    #: Edits the simulation's conditions before every block (None: a normal run).
+    scenario: Scenario | None = None
 
     @property
-    def blocks(self) -> int:
+    def paced(self) -> bool:
+        return self.blocks is None
+
+    @property
+    def total_blocks(self) -> int:
+        if self.blocks is not None:
+            return max(1, self.blocks)
         return max(1, round(self.duration / TICK_SECONDS))
 
 
@@ -58,10 +71,32 @@ class DemoResult:
     audit_path: Path
 
 
-def _progress(out: TextIO, done: int, total: int, tally: Tally, bot: Bot) -> None:
-    """Redraw one status line on a terminal; elsewhere (logs, CI) print one every 20 blocks."""
+class _BlockFileHandler(logging.FileHandler):
+    """A JSON log file written through, but flushed once a block rather than per record
+    (the driver calls ``flush``): the same lines, without a system call each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if self.stream is None:  # closed: a record after the run (as logging.FileHandler does)
+                self.stream = self._open()
+            self.stream.write(self.format(record) + self.terminator)
+        except Exception:  # logging's contract: report, never raise into the caller
+            self.handleError(record)
+
+
+def _progress_every(options: DemoOptions, tty: bool) -> int:
+    """Blocks between progress lines: a terminal line redraws each paced block; a log
+    (CI) gets one every 20 blocks; an unpaced run about 1000 redraws or 100 lines."""
+    total = options.total_blocks
+    if options.paced:
+        return 1 if tty else 20
+    return max(1, total // 1000) if tty else max(20, total // 100)
+
+
+def _progress(out: TextIO, done: int, total: int, every: int, tally: Tally, bot: Bot) -> None:
+    """Redraw one status line on a terminal; elsewhere print one line now and then."""
     tty = out.isatty()
-    if not tty and done % 20 and done != total:
+    if done % every and done != total:
         return
     line = (
         f"{chr(13) if tty else ''}block {done}/{total}  ops {tally.total()}  "
@@ -72,24 +107,50 @@ def _progress(out: TextIO, done: int, total: int, tally: Tally, bot: Bot) -> Non
     out.flush()
 
 
-async def _drive(options: DemoOptions, bot: Bot, node: Node, tally: Tally, out: TextIO) -> int:
+def _hold_breaker(breaker: mevobs.CircuitBreaker | None, conditions: Conditions, held: bool) -> bool:
+    """Open the breaker while the conditions hold it, close it when they let go; returns
+    whether it is held now."""
+    if breaker is None:
+        return False
+    if conditions.hold_breaker_open and not held:
+        breaker.trip("held open by the scenario")
+        return True
+    if held and not conditions.hold_breaker_open:
+        breaker.reset()
+        return False
+    return held
+
+
+async def _drive(
+    options: DemoOptions, bot: Bot, node: Node, tally: Tally, out: TextIO, log_file: logging.Handler
+) -> int:
     """Run the blocks; returns how many ran (fewer if interrupted)."""
     chains = make_chains()
     node.chains = chains
+    conditions = node.conditions = Conditions()
     mevobs.watch_event_loop()  # mev.eventloop.lag while the bot runs
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
+    total, every = options.total_blocks, _progress_every(options, out.isatty())
+    held = False
     done = 0
     started = time.monotonic()
-    for block in range(options.blocks):
+    for block in range(total):
         if stop.is_set():
             break
-        await bot.tick(chains)
+        if options.scenario is not None:
+            options.scenario(block, conditions)
+            held = _hold_breaker(bot.breaker, conditions, held)
+        await bot.tick(chains, conditions)
         done = block + 1
-        _progress(out, done, options.blocks, tally, bot)
+        log_file.flush()
+        _progress(out, done, total, every, tally, bot)
+        if not options.paced:
+            await asyncio.sleep(0)  # let the loop run signal handlers and the lag watcher
+            continue
         # Pace blocks to wall-clock ticks; a slow tick just runs late, never changes what happens.
         delay = started + done * TICK_SECONDS * options.time_scale - time.monotonic()
         if delay > 0:
@@ -176,6 +237,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
         rng,
         chains={},
         time_scale=options.time_scale,
+        paced=options.paced,
         fail_rate=options.fail_rate,
         rate_limit_p=0.03 + options.fail_rate * 0.1,
         timeout_p=0.01 + options.fail_rate * 0.05,
@@ -190,12 +252,14 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
             mevobs.unregister_health_check(name)
         raise
     logger = logging.getLogger("mevobs")
-    file_handler = logging.FileHandler(log_path, encoding="utf-8")
+    file_handler = _BlockFileHandler(log_path, encoding="utf-8")
     file_handler.setFormatter(mevobs.JsonFormatter(_service_name(telemetry)))
     tally = Tally()
     logger.addHandler(file_handler)
     logger.addHandler(tally)
-    err.write(f"mevobs demo: seed {options.seed}, {options.blocks} blocks, exporter {options.exporter}\n")
+    pace = "" if options.paced else " (unpaced)"
+    err.write(f"mevobs demo: seed {options.seed}, {options.total_blocks} blocks{pace}, ")
+    err.write(f"exporter {options.exporter}\n")
     if telemetry.metrics_url is not None:
         err.write(f"metrics: {telemetry.metrics_url}\n")
     err.write(f"logs: {log_path}\n")
@@ -203,7 +267,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
     if telemetry.health is not None:
         err.write(f"health: {telemetry.health.url}/readyz\n")
     try:
-        done = asyncio.run(_drive(options, bot, node, tally, err))
+        done = asyncio.run(_drive(options, bot, node, tally, err, file_handler))
     except KeyboardInterrupt:
         done = -1
     finally:

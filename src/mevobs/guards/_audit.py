@@ -49,7 +49,6 @@ if sys.platform != "win32":
     import fcntl
 
 
-
 class AuditSettings(Protocol):
     """The fields of :class:`mevobs.Settings` an audit log is built from."""
 
@@ -60,6 +59,7 @@ class AuditSettings(Protocol):
     audit_key: Any
     audit_key_file: str | None
     audit_checkpoint_every: int
+
 
 __all__ = [
     "GENESIS",
