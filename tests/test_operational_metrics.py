@@ -10,7 +10,7 @@ import pytest
 
 import mevobs
 from mevobs import semconv
-from mevobs.guards._process import cgroup_memory_limit, resident_bytes
+from mevobs.guards._process import cgroup_memory_limit, host_memory, resident_bytes
 from mevobs.testing import capture
 
 
@@ -61,16 +61,34 @@ def test_database_queries_are_timed_by_system_and_operation(pipeline: str) -> No
 
 
 def test_heartbeat_and_memory_are_reported_with_the_limit() -> None:
-    """mev.heartbeat grows while the process lives; memory usage is the resident set; the
-    limit is the cgroup's, else the configured memory_limit_bytes."""
-    with capture(memory_limit_bytes=3 * 1024**3) as tel:
+    """mev.heartbeat grows while the process lives; memory usage is the resident set; a
+    configured limit below the cgroup's and the host's is the one reported."""
+    with capture(memory_limit_bytes=64 * 1024**2) as tel:
         first = tel.gauge_value("mev.heartbeat")
         assert first is not None and first >= 0
         usage = tel.gauge_value("mev.process.memory.usage")
         assert usage is not None and usage > 10 * 1024**2
-        limit = tel.gauge_value("mev.process.memory.limit")
-        assert limit == (cgroup_memory_limit() or 3 * 1024**3)
+        assert tel.gauge_value("mev.process.memory.limit") == 64 * 1024**2
         assert (tel.gauge_value("mev.heartbeat") or 0) >= first
+
+
+def test_memory_limit_is_the_tightest_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a setting the cgroup's limit is reported, without a cgroup the host's RAM,
+    and a setting above the cgroup's does not hide the limit the OOM killer applies."""
+    from mevobs.guards import _process
+
+    host = host_memory()
+    assert host is not None and host > 0
+    monkeypatch.setattr(_process, "cgroup_memory_limit", lambda: None)
+    with capture() as tel:
+        assert tel.gauge_value("mev.process.memory.limit") == host  # a bot in no container
+    monkeypatch.setattr(_process, "cgroup_memory_limit", lambda: 512 * 1024**2)
+    with capture() as tel:
+        assert tel.gauge_value("mev.process.memory.limit") == 512 * 1024**2
+    with capture(memory_limit_bytes=1024**3) as tel:
+        assert tel.gauge_value("mev.process.memory.limit") == 512 * 1024**2
+    with capture(memory_limit_bytes=256 * 1024**2) as tel:
+        assert tel.gauge_value("mev.process.memory.limit") == 256 * 1024**2
 
 
 def test_exposure_limits_are_reported_per_token() -> None:

@@ -151,7 +151,10 @@ class Settings(BaseModel):
     memory_limit_bytes: int | None = Field(
         None,
         gt=0,
-        description="The bot's memory limit for mev.process.memory.limit when its cgroup sets none.",
+        description=(
+            "The bot's memory limit; mev.process.memory.limit reports the smallest of this, "
+            "the cgroup's limit and the host's RAM."
+        ),
     )
     exposure_limits: dict[str, float] = Field(
         default_factory=dict,

@@ -517,8 +517,8 @@ PROCESS_MEMORY_LIMIT: Final = MetricSpec(
     "mev.process.memory.limit",
     "gauge",
     "By",
-    "The process's memory limit: its cgroup's when it has one, else the memory_limit_bytes setting "
-    "(absent when neither is known).",
+    "The process's memory limit: the smallest of the memory_limit_bytes setting, its cgroup's "
+    "limit and the host's RAM.",
     (),
     observable=True,
 )
@@ -566,9 +566,6 @@ METRICS: Final = (
 )
 """Every metric the core library emits."""
 
-PROCESS_MEMORY_PROMETHEUS: Final = ("process_resident_memory_bytes", "process_memory_usage_bytes")
-"""Resident memory as Prometheus sees it: from prometheus_client's process collector
-(the embedded exporter) or OpenTelemetry's ``process.memory.usage`` (system metrics via a collector)."""
 
 SPAN_KIND_RPC: Final = "CLIENT"
 """Span kind of ``rpc`` operations (the name of an ``opentelemetry.trace.SpanKind``);

@@ -499,8 +499,8 @@ def process(settings: AlertSettings | None = None) -> dict[str, Any]:
                 (f"max {proc} ({q.series(q.MEMORY_LIMIT, sel, JOB)})", f"limit {PROCESS_LEGEND}"),
             ],
             unit="bytes",
-            description="Resident memory and the limit the process reports (its cgroup's, else "
-            "configure(memory_limit_bytes=...)).",
+            description="Resident memory and the limit the process reports (the smallest of "
+            "configure(memory_limit_bytes=...), its cgroup's and the host's RAM).",
         ),
         _panel(
             "CPU (cores used)",

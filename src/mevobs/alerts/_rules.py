@@ -389,7 +389,7 @@ def _warning(s: AlertSettings) -> list[AlertRule]:
             s.memory_for,
             f"Memory approaching its limit: {T_PROCESS}",
             f"Resident memory of {T_PROCESS} is above {_pct(s.memory_fraction)} of the limit it "
-            "reports (its cgroup's, else its configured memory_limit_bytes).",
+            "reports (the smallest of memory_limit_bytes, its cgroup's and the host's RAM).",
             "memory-high",
             f"memory_fraction = {s.memory_fraction} of mev.process.memory.limit for {s.memory_for}",
         ),

@@ -123,7 +123,8 @@ class AlertSettings(BaseModel):
     memory_fraction: Ratio = Field(
         0.85,
         description="Memory: warn above this fraction of the limit the bot reports "
-        "(mev.process.memory.limit: its cgroup's, else configure(memory_limit_bytes=...)).",
+        "(mev.process.memory.limit: the smallest of configure(memory_limit_bytes=...), "
+        "the cgroup's and the host's RAM).",
     )
     memory_for: ForDuration = Field("5m", description="Memory: how long before firing.")
     exposure_for: ForDuration = Field(

@@ -4,8 +4,8 @@ its memory limit, and the configured risk limits.
 They are what the operational alerts compare against, on every export path
 (Prometheus or OTLP, with or without ``system_metrics``): the bot-down alert needs
 a series that vanishes when the process does (``mev.heartbeat``), the memory alert
-needs the usage and the limit side by side (the cgroup's limit when the bot runs in
-a container, else ``memory_limit_bytes``), the exposure alert needs each token's
+needs the usage and the limit side by side (the tightest of ``memory_limit_bytes``,
+the cgroup's limit and the host's RAM, so every bot reports one), the exposure alert needs each token's
 limit beside its exposure. They register themselves with the instruments (this
 module is imported with the guards; the core never imports it).
 """
@@ -82,6 +82,26 @@ def cgroup_memory_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
     return None
 
 
+def host_memory() -> int | None:
+    """The host's physical memory (the limit of a process in no memory cgroup)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * _PAGE
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def memory_limit() -> int | None:
+    """The limit the process reaches first: the smallest of the configured
+    ``memory_limit_bytes``, its cgroup's limit and the host's RAM (a configured value
+    above the cgroup's would promise memory the OOM killer takes away earlier)."""
+    known = [
+        limit
+        for limit in (LIMITS.memory_limit_bytes, cgroup_memory_limit(), host_memory())
+        if limit is not None and limit > 0
+    ]
+    return min(known) if known else None
+
+
 def _heartbeat() -> Iterable[tuple[float, Mapping[str, Any]]]:
     return [(time.time() - _STARTED, {})]
 
@@ -92,7 +112,7 @@ def _memory() -> Iterable[tuple[float, Mapping[str, Any]]]:
 
 
 def _memory_limit() -> Iterable[tuple[float, Mapping[str, Any]]]:
-    limit = cgroup_memory_limit() or LIMITS.memory_limit_bytes
+    limit = memory_limit()
     return [] if limit is None else [(float(limit), {})]
 
 
