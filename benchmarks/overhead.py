@@ -92,7 +92,7 @@ def _discard_row() -> None:
     _exporters.EXPORTERS["bench-discard"] = _exporters.ExporterRow(
         "bench-discard",
         "benchmark: encode and drop",
-        lambda s: _exporters.SignalExporters(Discard(), None, Discard()),
+        lambda s, signals: _exporters.SignalExporters(Discard(), None, Discard()),
     )
 
 

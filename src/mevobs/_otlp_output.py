@@ -20,10 +20,10 @@ from opentelemetry.sdk.resources import Resource
 from mevobs._logs import otel_fields
 from mevobs._otlp import (
     EventRecord,
-    Payload,
     LinkRecord,
     LogRecordData,
     OtlpEncoder,
+    Payload,
     Scope,
     SpanRecord,
     StaticAttributes,

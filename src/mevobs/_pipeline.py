@@ -41,6 +41,8 @@ from mevobs._exporters import SignalExporters, build_exporters, row_of
 from mevobs._fastcall import adopt_foreign
 from mevobs._fastpath import FastLogHandler, FastPipeline
 from mevobs._logs import JsonFormatter, OtelLogBridge, TextFormatter
+from mevobs._otlp_export import EncodedExporter
+from mevobs._otlp_output import EncodedLogOutput, EncodedSpanOutput
 from mevobs._outputs import (
     FormattedLogOutput,
     LineWriter,
@@ -213,14 +215,23 @@ def build_fast(
     for reader in readers:
         attach_slots(reader, slots)
     built.closers.append(lambda: meter_provider.shutdown(timeout_millis=timeout_ms))
-    span_output = (
-        ReadableSpanOutput(exporters.spans, resource, SCOPE) if exporters.spans is not None else None
-    )
+    span_output: Any = None
+    if isinstance(exporters.spans, EncodedExporter):
+        # OTLP: the worker encodes by hand; the SDK exporter only sends the bytes.
+        span_output = EncodedSpanOutput(exporters.spans, resource, SCOPE.name, SCOPE.version or "")
+    elif exporters.spans is not None:
+        span_output = ReadableSpanOutput(exporters.spans, resource, SCOPE)
     log_outputs: list[Any] = []
     if settings.log_destination != "none":
         writer = LineWriter(log_target(settings), settings.max_queue_size)
         log_outputs.append(FormattedLogOutput(_formatter(settings, resource), writer))
-    if exporters.logs is not None:
+    if isinstance(exporters.logs, EncodedExporter):
+        log_outputs.append(
+            EncodedLogOutput(
+                exporters.logs, resource, SCOPE.name, SCOPE.version or "", scrub=settings.scrub_secrets
+            )
+        )
+    elif exporters.logs is not None:
         log_outputs.append(ReadableLogOutput(exporters.logs, resource, SCOPE))
     pipeline = FastPipeline(
         table=table,
