@@ -20,7 +20,7 @@ from opentelemetry._logs import LoggerProvider, SeverityNumber
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from mevobs import semconv
-from mevobs._records import MAX_MESSAGE, MAX_STACKTRACE, clean_attributes, truncate
+from mevobs._records import MAX_MESSAGE, MAX_STACKTRACE, clean_attributes, stack_text, truncate
 from mevobs._scrub import scrub_text
 from mevobs._state import LOGGER, STATE
 
@@ -113,9 +113,10 @@ def exception_text(record: logging.LogRecord, scrub: bool) -> str | None:
         return record.exc_text
     if not record.exc_info or record.exc_info[0] is None:
         return None
-    text = truncate(
-        "".join(traceback.format_exception(*record.exc_info, limit=64)), MAX_STACKTRACE, keep_end=True
-    )
+    exc_type, exc, tb = record.exc_info
+    # exc_info=(type, None, None) has nothing but the type to show
+    text = "".join(traceback.format_exception_only(exc_type, None)) if exc is None else stack_text(exc, tb)
+    text = truncate(text, MAX_STACKTRACE, keep_end=True)
     return scrub_text(text, limit=MAX_STACKTRACE + 64) if scrub else text
 
 
