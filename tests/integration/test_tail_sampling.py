@@ -9,6 +9,7 @@ arrive at 1 % within the 99 % binomial interval, and every operation's log line
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import random
@@ -116,10 +117,11 @@ def _run(plan: list[str]) -> list[Arbitrage]:
 
 
 def _json_lines(path: Path) -> Iterator[dict[str, object]]:
+    """Every line of the log file and of its rotated parts (a run across midnight UTC)."""
     for file in sorted(path.parent.glob(path.name + "*")):
-        with file.open() as lines:
-            for line in lines:
-                yield json.loads(line)
+        text = gzip.decompress(file.read_bytes()).decode() if file.suffix == ".gz" else file.read_text()
+        for line in text.splitlines():
+            yield json.loads(line)
 
 
 def test_tail_sampling_keeps_whole_traces_and_logs_every_operation(
