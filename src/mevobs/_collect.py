@@ -189,10 +189,13 @@ class ExemplarCollector:
             for sample in family.samples:
                 exemplar = None
                 if sample.name.endswith("_bucket"):
+                    # The exporter gives every series of a family the union of their label
+                    # names, "" where a series has none (error_type="" on a success): a
+                    # series is known by its non-empty labels.
                     labels = {
                         k: v
                         for k, v in sample.labels.items()
-                        if not k.startswith("otel_scope_") and k != "le"
+                        if v != "" and not k.startswith("otel_scope_") and k != "le"
                     }
                     slot = by_labels.get(tuple(sorted(labels.items())))
                     if slot is not None:
@@ -220,7 +223,9 @@ class ExemplarCollector:
             entries = index.setdefault(name, {})
             for key, slot in series:
                 if isinstance(slot, HistogramSlot):
-                    labels = tuple(sorted((semconv.prometheus_label(k), str(v)) for k, v in key))
+                    labels = tuple(
+                        sorted((semconv.prometheus_label(k), str(v)) for k, v in key if str(v) != "")
+                    )
                     entries[labels] = slot
         return index
 

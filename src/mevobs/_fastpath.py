@@ -41,6 +41,9 @@ IDLE_POLL = 0.005
 CHUNK = 16
 """Items converted between two yields of the GIL: a caller waits at most one chunk
 (about 80 us of conversion), never a switch interval."""
+MAX_SENDS = 16
+"""Batches waiting for the sender past which the worker waits for it (twice as many
+are shed and counted: a stop or a flush while the collector is gone)."""
 
 
 class SpanOutput(Protocol):
@@ -191,6 +194,14 @@ class FastPipeline(FastSink):
                     last_batch = time.monotonic()
                 continue
             self._idle.clear()
+            if len(self._sends) >= MAX_SENDS and not self._stop:
+                # The sender is behind (a slow collector, or a burst): converting more
+                # would only shed converted batches at its door, whatever they hold.
+                # Wait instead; the bounded queue in front of the worker sheds what
+                # callers submit meanwhile, successful traces first.
+                self._wake.wait(IDLE_POLL)
+                self._wake.clear()
+                continue
             for _ in range(CHUNK):
                 if not queue:
                     break
@@ -262,7 +273,7 @@ class FastPipeline(FastSink):
             job = output.take()
             if job is None:
                 continue
-            if len(self._sends) >= 16:  # the sender is stuck on a dead collector: shed, count
+            if len(self._sends) >= 2 * MAX_SENDS:  # stopping on a dead collector: shed, count
                 STATE.dropped("queue_full", "sender", count)
                 continue
             self._sends.append((job, count))
@@ -284,6 +295,7 @@ class FastPipeline(FastSink):
                 ok = False
             if not ok:
                 STATE.dropped("export_failed", "", count)
+            self._wake.set()  # a worker waiting for room in the send queue has it
 
     # ----------------------------------------------------------- lifecycle
 

@@ -112,7 +112,8 @@ def exception_text(record: logging.LogRecord, scrub: bool) -> str | None:
         return record.exc_text
     if not record.exc_info or record.exc_info[1] is None:
         return None
-    text = stack_trace(record.exc_info[1])
+    _, exc, tb = record.exc_info
+    text = stack_trace(exc, tb)
     return scrub_text(text, limit=MAX_STACKTRACE + 64) if scrub else text
 
 

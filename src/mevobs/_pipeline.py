@@ -42,6 +42,8 @@ from mevobs._fastcall import adopt_foreign
 from mevobs._fastpath import FastLogHandler, FastPipeline
 from mevobs._logs import JsonFormatter, OtelLogBridge, TextFormatter
 from mevobs._observations import record_db_span
+from mevobs._otlp_export import EncodedExporter
+from mevobs._otlp_output import EncodedLogOutput, EncodedSpanOutput
 from mevobs._outputs import (
     FormattedLogOutput,
     LineWriter,
@@ -276,16 +278,26 @@ def build_fast(
 
 def _fast_outputs(
     settings: Settings, resource: Resource, exporters: SignalExporters
-) -> tuple[ReadableSpanOutput | None, list[Any]]:
-    """The span output and the log outputs of the fast pipeline."""
-    span_output = (
-        ReadableSpanOutput(exporters.spans, resource, SCOPE) if exporters.spans is not None else None
-    )
+) -> tuple[Any, list[Any]]:
+    """The span output and the log outputs of the fast pipeline. OTLP goes through
+    the hand encoder (the SDK exporter only sends the bytes); other exporters get
+    SDK records."""
+    span_output: Any = None
+    if isinstance(exporters.spans, EncodedExporter):
+        span_output = EncodedSpanOutput(exporters.spans, resource, SCOPE.name, SCOPE.version or "")
+    elif exporters.spans is not None:
+        span_output = ReadableSpanOutput(exporters.spans, resource, SCOPE)
     log_outputs: list[Any] = []
     if settings.log_destination != "none":
         writer = LineWriter(log_target(settings), settings.max_queue_size)
         log_outputs.append(FormattedLogOutput(_formatter(settings, resource), writer))
-    if exporters.logs is not None:
+    if isinstance(exporters.logs, EncodedExporter):
+        log_outputs.append(
+            EncodedLogOutput(
+                exporters.logs, resource, SCOPE.name, SCOPE.version or "", scrub=settings.scrub_secrets
+            )
+        )
+    elif exporters.logs is not None:
         log_outputs.append(ReadableLogOutput(exporters.logs, resource, SCOPE))
     return span_output, log_outputs
 

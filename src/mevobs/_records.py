@@ -11,9 +11,13 @@ the ``mevobs`` logger's boundary filter use the same functions.
 
 from __future__ import annotations
 
+import builtins
+import itertools
+import linecache
 import logging
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mevobs import semconv
@@ -130,18 +134,16 @@ def clean_text(text: str, keep: frozenset[str] = frozenset()) -> str:
     return scrub_text(text, keep=keep, limit=MAX_MESSAGE + 64)
 
 
-def stack_trace(exc: BaseException) -> str:
+def stack_trace(exc: BaseException, tb: TracebackType | None = None) -> str:
     """The traceback of ``exc`` and of its chain (causes, contexts, groups), capped at
-    :data:`MAX_STACKTRACE` with the innermost frames kept.
+    :data:`MAX_STACKTRACE` with the innermost frames kept (:func:`stack_text`).
 
     Each message in the chain is cut to :data:`MAX_MESSAGE` before the text is
     formatted: formatting a 3 MB message copies it several times, and cutting the
     result afterwards would keep only the end of the message, not a single frame.
     """
     try:
-        formatted = traceback.TracebackException(type(exc), exc, exc.__traceback__, limit=64)
-        _cap_messages(formatted)
-        text = "".join(formatted.format())
+        text = stack_text(exc, tb)
     except Exception:  # a broken exception must not stop the export
         text = f"{type(exc).__qualname__}: <traceback unavailable>"
     return capped(text, MAX_STACKTRACE, "exception.stacktrace", keep_end=True)
@@ -165,6 +167,93 @@ def _cap_messages(formatted: traceback.TracebackException) -> None:
             te.__notes__ = short  # type: ignore[attr-defined]
         pending += [t for t in (te.__cause__, te.__context__) if t is not None]
         pending += getattr(te, "exceptions", None) or []
+
+
+STACK_FRAMES = 64
+"""Frames written per exception of a stack trace (the outermost, as ``traceback`` does)."""
+_CHAIN = 16  # exceptions of a __cause__/__context__ chain (and notes) written, at most
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+_GROUP: Any = getattr(builtins, "BaseExceptionGroup", None)  # Python 3.11+
+
+
+def stack_text(exc: BaseException, tb: TracebackType | None = None) -> str:
+    """``exc`` with its stack trace and chained causes, in the layout of
+    ``traceback.format_exception`` but without two things it does per exception:
+    ``linecache.checkcache`` (an ``os.stat`` of every file in the stack, each one
+    releasing the GIL, so a worker formatting failures loses its turn to busy callers
+    once per file) and, on Python 3.11, the ``^^^`` marker lines, computed with
+    ``ast.parse``, which is not safe while another thread parses (CPython gh-106905:
+    the host's own ``ast.parse`` fails with SystemError). Source lines come from the
+    linecache (a file is read once). ``tb`` overrides the outermost exception's
+    traceback (a log record's ``exc_info``). Exception groups keep the stdlib's layout.
+    """
+    if _GROUP is not None and isinstance(exc, _GROUP):
+        formatted = traceback.TracebackException(type(exc), exc, tb or exc.__traceback__, limit=STACK_FRAMES)
+        _cap_messages(formatted)
+        return "".join(formatted.format())
+    chain: list[tuple[BaseException, TracebackType | None]] = [(exc, tb or exc.__traceback__)]
+    relations: list[str] = []  # relations[i]: how chain[i] follows from chain[i + 1]
+    seen = {id(exc)}
+    current = exc
+    while len(chain) < _CHAIN:
+        if current.__cause__ is not None:
+            following, relation = current.__cause__, _CAUSE
+        elif current.__context__ is not None and not current.__suppress_context__:
+            following, relation = current.__context__, _CONTEXT
+        else:
+            break
+        if id(following) in seen:
+            break
+        seen.add(id(following))
+        chain.append((following, following.__traceback__))
+        relations.append(relation)
+        current = following
+    parts: list[str] = []
+    for index in range(len(chain) - 1, -1, -1):
+        error, trace = chain[index]
+        if trace is not None:
+            parts.append("Traceback (most recent call last):\n")
+            for frame, lineno in itertools.islice(traceback.walk_tb(trace), STACK_FRAMES):
+                code = frame.f_code
+                parts.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
+                line = linecache.getline(code.co_filename, lineno or 0, frame.f_globals).strip()
+                if line:
+                    parts.append(f"    {line}\n")
+        parts.extend(_exception_only(error))
+        if index:
+            parts.append(relations[index - 1])
+    return "".join(parts)
+
+
+def _exception_only(error: BaseException) -> list[str]:
+    """The last line(s) of a trace, as ``traceback.format_exception_only`` writes them;
+    that function walks the whole chain again (file stats included) for one line."""
+    if isinstance(error, SyntaxError):  # its own layout, with the offending line; rare
+        return [truncate(line, MAX_MESSAGE) for line in traceback.format_exception_only(type(error), error)]
+    kind = type(error)
+    name, module = kind.__qualname__, kind.__module__
+    if module not in ("__main__", "builtins"):
+        name = f"{module if isinstance(module, str) else '<unknown>'}.{name}"
+    text = truncate(_safe_str(error, "exception"), MAX_MESSAGE)
+    lines = [f"{name}: {text}\n" if text else f"{name}\n"]
+    notes = getattr(error, "__notes__", None)
+    if isinstance(notes, Sequence) and not isinstance(notes, (str, bytes)):
+        for note in itertools.islice(notes, _CHAIN):
+            lines += [f"{line}\n" for line in truncate(_safe_str(note, "note"), MAX_MESSAGE).split("\n")]
+    elif notes is not None:
+        try:
+            lines.append(truncate(repr(notes), MAX_MESSAGE))
+        except Exception:
+            lines.append("<__notes__ repr() failed>")
+    return lines
+
+
+def _safe_str(value: object, what: str) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<{what} str() failed>"
 
 
 def exception_event(

@@ -170,7 +170,7 @@ def _get_json(url: str) -> Any:
 
 class Prometheus:
     """A real Prometheus scraping one target every second, optionally evaluating
-    rule files and sending alerts to an Alertmanager."""
+    rule files, sending alerts to an Alertmanager, with feature flags (``exemplar-storage``)."""
 
     def __init__(
         self,
@@ -179,6 +179,7 @@ class Prometheus:
         scrape_port: int,
         rule_files: list[Path] | None = None,
         alertmanager_port: int | None = None,
+        features: tuple[str, ...] = (),
     ) -> None:
         binary = prometheus_binary()
         assert binary is not None
@@ -204,6 +205,7 @@ class Prometheus:
                 f"--config.file={path}",
                 f"--storage.tsdb.path={workdir / 'prometheus-data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
+                *(f"--enable-feature={feature}" for feature in features),
             ],
             self.port,
         )

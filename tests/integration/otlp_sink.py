@@ -30,12 +30,14 @@ class Sink(
         self.logs: list[Any] = []
         self.server: grpc.Server | None = None
         self.port = 0
+        self.span_total = 0  # spans received, counted on arrival: cheap to poll under load
 
     # -- the three OTLP services
     def Export(self, request: Any, context: Any) -> Any:
         with self.lock:
             if isinstance(request, trace_service_pb2.ExportTraceServiceRequest):
                 self.traces.append(request)
+                self.span_total += sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
                 return trace_service_pb2.ExportTraceServiceResponse()
             if isinstance(request, metrics_service_pb2.ExportMetricsServiceRequest):
                 self.metrics.append(request)

@@ -1,0 +1,72 @@
+"""The fast pipeline's worker and sender: a sender slower than the worker makes the
+worker wait, it does not make converted batches disappear."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import mevobs
+from mevobs._fastpath import BATCH_SPANS, MAX_SENDS, FastPipeline
+from mevobs._slots import SlotTable
+
+
+class SlowOutput:
+    """A span output whose every send takes ``seconds`` (a collector under load)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.batch: list[Any] = []
+        self.sent = 0
+        self.lock = threading.Lock()
+
+    def add(self, span: Any) -> None:
+        self.batch.append(span)
+
+    def add_foreign(self, span: Any) -> None:
+        self.batch.append(span)
+
+    def pending(self) -> int:
+        return len(self.batch)
+
+    def take(self) -> Callable[[], bool] | None:
+        if not self.batch:
+            return None
+        batch, self.batch = self.batch, []
+
+        def send() -> bool:
+            time.sleep(self.seconds)
+            with self.lock:
+                self.sent += len(batch)
+            return True
+
+        return send
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_a_slow_sender_loses_nothing_the_queue_accepted() -> None:
+    """Four times more full batches than the send queue holds, each send 10 ms: every
+    span accepted into the worker's queue is sent, none is counted as dropped."""
+    output = SlowOutput(0.01)
+    pipeline = FastPipeline(
+        table=SlotTable(),
+        span_output=output,
+        log_outputs=[],
+        sample_ratio=1.0,
+        slow_seconds=1.0,
+        max_queue=1_000_000,
+    )
+    spans = 4 * MAX_SENDS * BATCH_SPANS
+    before = mevobs.dropped_counts()
+    try:
+        for _ in range(spans // 8):
+            pipeline.submit_trace([object()] * 8, False)  # spans of another instrumentation
+        assert pipeline.flush(30)
+        assert output.sent == spans
+        assert mevobs.dropped_counts() == before
+    finally:
+        pipeline.shutdown(5)
