@@ -31,7 +31,7 @@ _LAYER_TABLE = (
     # 2: the core: operations, their wrappers, emission, logs, observations
     (
         2,
-        "_operation _recorders _emission _logs _extract _results _wrap _factories _observations "
+        "_operation _recorders _emission _logs _extract _results _closures _wrap _factories _observations "
         "_fastcall _records _logfile",
     ),
     # 3: the runtime guards, which see the core through the protocols

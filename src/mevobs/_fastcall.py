@@ -324,7 +324,7 @@ def adopt_foreign(span: Any, sink: FastSink) -> bool:
     """An SDK span ended inside a fast-path operation of ``sink`` waits with that
     operation's trace for its tail decision. False when there is no such operation."""
     op = CURRENT.get()
-    if op is None or op._sink is not sink:
+    if op is None or getattr(op, "_sink", None) is not sink:  # a lean lane's Pending has none
         return False
     root = op._root or op
     with _TREE:

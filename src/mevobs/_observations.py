@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry import trace
 
 from mevobs import semconv
-from mevobs._context import CURRENT
+from mevobs._operation import current
 from mevobs._protocols import FinishedOperation
 from mevobs._state import LOGGER, STATE, notify_security_listeners
 
@@ -126,7 +126,7 @@ def record_security_event(
     never on the metric; secrets among them are scrubbed.
     """
     context = {semconv.ATTR_OPERATION: operation, semconv.ATTR_EXCHANGE: exchange, semconv.ATTR_CHAIN: chain}
-    op = CURRENT.get()
+    op = current()
     emit_security_event(kind, message, critical, context, details, op, stacklevel=3)
 
 

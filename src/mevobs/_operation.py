@@ -367,10 +367,63 @@ NOOP_OPERATION = Operation(None, None)
 """Inert handle returned by ``current_operation()`` outside any operation."""
 
 
+class Pending:
+    """A decorated call on the lean lane (nothing receives telemetry) whose handle nobody
+    has asked for yet: what ``CURRENT`` holds instead of an :class:`Operation`.
+
+    An unconfigured bot makes millions of calls that nobody records into; each one
+    costs the host the price of this four-slot object instead of a full operation
+    (a third of the lean lane's work). The first reader that needs the handle
+    (``current_operation()``, a child that records, a result to inspect, a failure,
+    an enabled log level) calls :func:`materialize`, and the wrapper finishes that
+    operation. The field names are the operation's, so ``parent._depth`` reads either.
+    """
+
+    __slots__ = ("_depth", "_op", "_parent", "_spec")
+    _depth: int
+    _op: Operation | None
+    _parent: Operation | Pending | None
+    _spec: OperationSpec
+
+
+def materialize(pending: Pending) -> Operation:
+    """The operation of ``pending``, created on first use with its parents (a loop, not
+    recursion: the call stack may already be as deep as the recursion limit allows)."""
+    op = pending._op
+    if op is not None:
+        return op
+    chain = [pending]
+    parent = pending._parent
+    while type(parent) is Pending and parent._op is None:
+        chain.append(parent)
+        parent = parent._parent
+    above: Operation | None = parent._op if type(parent) is Pending else parent  # type: ignore[assignment]
+    for entry in reversed(chain):
+        op = _new_object(Operation)
+        op._spec = entry._spec
+        op._parent = above
+        op._depth = entry._depth
+        entry._op = above = op
+    assert op is not None
+    return op
+
+
+def current() -> Operation | None:
+    """The running operation of this context (a pending one is materialized)."""
+    op = CURRENT.get()
+    if type(op) is Pending:
+        return materialize(op)
+    return op  # type: ignore[no-any-return]
+
+
 def current_operation() -> Operation:
     """The operation running in this context, or an inert handle whose recorders do nothing."""
     op = CURRENT.get()
-    return op if op is not None else NOOP_OPERATION
+    if op is None:
+        return NOOP_OPERATION
+    if type(op) is Pending:
+        return materialize(op)
+    return op  # type: ignore[no-any-return]
 
 
-__all__ = ["CURRENT", "NOOP_OPERATION", "Operation", "current_operation"]
+__all__ = ["CURRENT", "NOOP_OPERATION", "Operation", "Pending", "current", "current_operation", "materialize"]

@@ -10,9 +10,7 @@ timed and finished.
 from __future__ import annotations
 
 import copy
-import functools
 import inspect
-import time
 from collections.abc import AsyncGenerator, Callable, Generator
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
@@ -21,15 +19,21 @@ from urllib.parse import urlsplit
 import wrapt
 from opentelemetry.trace import SpanKind
 
-from mevobs import _fastcall, semconv
+from mevobs import semconv
+from mevobs._closures import async_closure, sync_closure
 from mevobs._context import CURRENT
 from mevobs._extract import extract_result
-from mevobs._operation import HEADROOM_EVERY, Operation, ensure_headroom, new_operation
+from mevobs._operation import (
+    Operation,
+    Pending,
+    current,
+    new_operation,
+)
 from mevobs._protocols import FACT_RPC, FACT_TRANSACTION, Guard
 from mevobs._recorders import _valid_attr_value
 from mevobs._scrub import scrub_text, scrub_value
 from mevobs._slots import OpBundle, SlotTable
-from mevobs._state import LEAN, LEAN_OWN, LOGGER, STATE, _otel_metrics, _otel_trace
+from mevobs._state import STATE
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -193,7 +197,7 @@ def _begin(spec: OperationSpec) -> Operation:
     breaker = spec.breaker
     if breaker is not None:
         breaker.before_call()
-    op = new_operation(spec, CURRENT.get())
+    op = new_operation(spec, current())
     op._start()
     return op
 
@@ -230,130 +234,16 @@ class OperationWrapper:
         elif inspect.iscoroutinefunction(target):
             wrapper = self._async_call
             if inspect.isfunction(func):
-                return cast("Callable[P, R]", self._async_closure(func))
+                return cast("Callable[P, R]", async_closure(self._spec, func, self._async_call))
         else:
             wrapper = self._sync_call
             if inspect.isfunction(func):
-                return cast("Callable[P, R]", self._sync_closure(func))
+                return cast("Callable[P, R]", sync_closure(self._spec, func, self._sync_call))
         # wrapt binds classmethod/staticmethod objects and other descriptors
         # correctly; a plain function (instance methods included, since functions
         # are descriptors themselves) gets a closure, which costs ~0.1 us per call
         # against ~0.7 us for wrapt's proxy (measured with benchmarks/overhead.py).
         return cast("Callable[P, R]", wrapt.FunctionWrapper(func, wrapper))
-
-    def _sync_closure(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        # The hot path, with everything it reads bound once. Three lanes, chosen by one
-        # attribute of the state: lean (nothing receives telemetry), fast (configure()
-        # owns the pipeline) and the general one. A guarded spec always takes the last.
-        call = self._sync_call
-        spec = self._spec
-        if spec.breaker is not None:
-
-            @functools.wraps(func)
-            def guarded(*args: Any, **kwargs: Any) -> Any:
-                return call(func, None, args, kwargs)
-
-            return guarded
-        state = STATE
-        new_object, op_type = object.__new__, Operation
-        get_current, set_current, reset_current = CURRENT.get, CURRENT.set, CURRENT.reset
-        perf = time.perf_counter_ns
-        fast_finish = _fastcall.finish
-        fast_start = _fastcall.start
-        trace_mod, metrics_mod = _otel_trace, _otel_metrics
-        lean, lean_own = LEAN, LEAN_OWN
-        hooks = state.hooks  # the list object itself: configure() and capture() fill it in place
-        log_cache = LOGGER._cache  # type: ignore[attr-defined]  # stdlib clears it in place
-        log_enabled = LOGGER.isEnabledFor
-        inspects, plain = spec.inspects_results, spec.plain_results
-        success = semconv.OUTCOME_SUCCESS
-        headroom_every = HEADROOM_EVERY
-
-        @functools.wraps(func)
-        def sync(*args: Any, **kwargs: Any) -> Any:
-            lane = state.lane
-            if lane is lean_own or (
-                lane is lean and trace_mod._TRACER_PROVIDER is None and metrics_mod._METER_PROVIDER is None
-            ):
-                op = new_object(op_type)  # new_operation(), inline: no __init__ frame
-                op._spec = spec
-                parent = op._parent = get_current()
-                if parent is None:
-                    op._depth = 0
-                else:
-                    depth = op._depth = parent._depth + 1
-                    if not depth & headroom_every:
-                        ensure_headroom(depth, 1)  # one frame per level: this closure's
-                token = set_current(op)
-                start = perf()
-                try:
-                    result = func(*args, **kwargs)
-                except BaseException as exc:
-                    reset_current(token)
-                    op._end_lean(start, exc)
-                    raise
-                reset_current(token)
-                if inspects and type(result) not in plain:
-                    spec.after_result(op, result)
-                # Nothing recorded (the handle holds only its two slots), no hook, no INFO
-                # log (the logger's own cache, else its method): a plain success.
-                info = log_cache.get(20)
-                if info is None:
-                    info = log_enabled(20)
-                if info or hooks or op.__dict__:
-                    op._end_lean(start, None)
-                else:
-                    op.outcome = success
-                return result
-            if lane is not None and lane is not lean:
-                op = new_object(op_type)
-                op._spec = spec
-                parent = op._parent = get_current()
-                if parent is None:
-                    op._depth = 0
-                else:
-                    depth = op._depth = parent._depth + 1
-                    if not depth & headroom_every:
-                        ensure_headroom(depth, 1)  # one frame per level: this closure's
-                fast_start(op, lane)
-                try:
-                    result = func(*args, **kwargs)
-                except BaseException as exc:
-                    fast_finish(op, lane, exc)
-                    raise
-                if inspects and type(result) not in plain:
-                    spec.after_result(op, result)
-                fast_finish(op, lane, None)
-                return result
-            return call(func, None, args, kwargs)
-
-        return sync
-
-    def _async_closure(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        call = self._async_call
-        spec = self._spec
-        state = STATE
-        lean_ok = spec.breaker is None
-        fast_start, fast_finish = _fastcall.start, _fastcall.finish
-
-        @functools.wraps(func)
-        async def run(*args: Any, **kwargs: Any) -> Any:
-            sink = state.fast
-            if sink is not None and lean_ok:
-                op = new_operation(spec, CURRENT.get())
-                fast_start(op, sink)
-                try:
-                    result = await func(*args, **kwargs)
-                except BaseException as exc:
-                    fast_finish(op, sink, exc)
-                    raise
-                if spec.inspects_results and type(result) not in spec.plain_results:
-                    spec.after_result(op, result)
-                fast_finish(op, sink, None)
-                return result
-            return await call(func, None, args, kwargs)
-
-        return run
 
     def _sync_call(self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         spec = self._spec
@@ -405,6 +295,8 @@ class OperationWrapper:
         tb: TracebackType | None,
     ) -> None:
         op = CURRENT.get()
+        if type(op) is Pending:  # a lean call is still running: this exit has no enter
+            op = None
         if op is None or op._spec is not self._spec:
             STATE.dropped("recorder_error", f"{self._spec.span_name}: exit without matching enter")
             return
