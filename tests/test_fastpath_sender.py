@@ -25,6 +25,9 @@ class SlowOutput:
     def add(self, span: Any) -> None:
         self.batch.append(span)
 
+    def add_operation(self, op: Any) -> None:
+        self.batch.append(op)
+
     def add_foreign(self, span: Any) -> None:
         self.batch.append(span)
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from mevobs import semconv
 from mevobs._fastcall import FastSink
-from mevobs._records import SpanFields, log_record, span_fields
+from mevobs._records import SpanFields, log_record
 from mevobs._slots import Exemplar, HistogramSlot, SlotTable
 from mevobs._state import LOGGER, STATE, on_fork_in_child
 
@@ -50,6 +50,9 @@ class SpanOutput(Protocol):
     """Where converted spans go: an OTLP encoder with its exporter, or an SDK exporter."""
 
     def add(self, span: SpanFields) -> None: ...
+
+    def add_operation(self, op: Any) -> None:
+        """A finished fast-path operation (``add(span_fields(op))``, or a shortcut to it)."""
 
     def add_foreign(self, span: Any) -> None:
         """A span another instrumentation made (an SDK ``ReadableSpan``)."""
@@ -227,7 +230,7 @@ class FastPipeline(FastSink):
                 return
             for op in ops:
                 if getattr(op, "_sink", None) is self:
-                    output.add(span_fields(op))
+                    output.add_operation(op)
                     if self.exemplars:
                         self._offer_exemplars(op)
                 else:

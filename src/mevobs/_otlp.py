@@ -317,7 +317,8 @@ class OtlpEncoder:
             batch: _ScopeBatch | None = None
             for record in records:
                 try:
-                    encoded = one(record)
+                    # a record already encoded by plain_span() is its own body
+                    encoded = record if record.__class__ is bytes else one(record)
                 except Exception:
                     failed += 1
                     continue
@@ -365,6 +366,40 @@ class OtlpEncoder:
         return Payload(b"".join(parts), count)
 
     # -- one span: the body of a Span message
+
+    def plain_span(
+        self,
+        trace_id: int,
+        span_id: int,
+        parent_span_id: int,
+        parent_remote: bool,
+        name_field: bytes,
+        kind: int,
+        start_ns: int,
+        end_ns: int,
+        static: StaticAttributes,
+        attrs_field: bytes,
+    ) -> bytes:
+        """The body of the commonest span, exactly as :meth:`_span` writes it: no trace
+        state, pre-encoded name and attributes (static ones with nothing dropped, then
+        ``attrs_field``), no events or links, status unset. A bytes record in a batch is
+        taken as it is, so an operation can skip the :class:`SpanRecord` step."""
+        if parent_span_id:
+            ids = _IDS_PARENT(
+                0x0A, 16, trace_id >> 64, trace_id & _M64, 0x12, 8, span_id, 0x22, 8, parent_span_id
+            )
+        else:
+            ids = _IDS(0x0A, 16, trace_id >> 64, trace_id & _M64, 0x12, 8, span_id)
+        return b"".join(
+            (
+                ids,
+                name_field,
+                _KIND_TIMES(0x30, kind, 0x39, start_ns, 0x41, end_ns),
+                static._span,
+                attrs_field,
+                _TAILS[1 if parent_remote else 0],
+            )
+        )
 
     def _span(self, r: SpanRecord) -> bytes:
         (

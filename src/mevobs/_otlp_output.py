@@ -17,6 +17,7 @@ from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 
+from mevobs import semconv
 from mevobs._logs import otel_fields
 from mevobs._otlp import (
     EventRecord,
@@ -29,8 +30,17 @@ from mevobs._otlp import (
     StaticAttributes,
 )
 from mevobs._otlp_export import EncodedExporter
+from mevobs._otlp_wire import encode_attributes, ld
 from mevobs._outputs import SEVERITY
-from mevobs._records import SpanFields, clean_attributes, clean_text
+from mevobs._records import (
+    ERROR_OUTCOMES,
+    KIND_CLIENT,
+    KIND_INTERNAL,
+    SpanFields,
+    clean_attributes,
+    clean_text,
+    span_fields,
+)
 from mevobs._state import STATE
 
 
@@ -95,6 +105,76 @@ class EncodedSpanOutput:
         self._records: list[SpanRecord] = []
         self._foreign: dict[Scope, list[SpanRecord]] = {}
         self._count = 0
+        # Per operation spec: (its StaticAttributes, its encoded name); per outcome: the
+        # encoded outcome attribute. Only what encodes cleanly is kept (see add_operation).
+        self._plain_specs: dict[Any, tuple[StaticAttributes, bytes] | None] = {}
+        self._outcomes: dict[str, bytes] = {}
+
+    def add_operation(self, op: Any) -> None:
+        """A finished operation of the fast path. The common span (nothing recorded but
+        its timing and outcome, status unset) is encoded right here, skipping two
+        intermediate tuples; anything else takes :func:`span_fields` and :meth:`add`."""
+        outcome = op.outcome or semconv.OUTCOME_SUCCESS
+        if (
+            op._attrs
+            or op._events
+            or op._exc is not None
+            or op._error_type is not None
+            or outcome in ERROR_OUTCOMES
+        ):
+            self.add(span_fields(op))
+            return
+        spec = op._spec
+        plain = self._plain_specs[spec] if spec in self._plain_specs else self._plain_spec(spec)
+        field = self._outcomes.get(outcome)
+        if field is None:
+            field = self._outcome_field(outcome)
+        if plain is None or not field:
+            self.add(span_fields(op))
+            return
+        static, name_field = plain
+        self._records.append(
+            self.encoder.plain_span(  # type: ignore[arg-type]  # a bytes record: see OtlpEncoder._encode
+                op._trace_id,
+                op._span_id,
+                op._parent_span_id,
+                op._parent_remote,
+                name_field,
+                KIND_CLIENT if spec.is_rpc else KIND_INTERNAL,
+                op._wall_ns,
+                op._wall_ns + op._duration_ns,
+                static,
+                field,
+            )
+        )
+        self._count += 1
+
+    def _plain_spec(self, spec: Any) -> tuple[StaticAttributes, bytes] | None:
+        """The spec's static attributes and name field, or None when they need the careful
+        path (a key or value dropped, a name that is not valid UTF-8: counted there)."""
+        static = spec.export_cache
+        if type(static) is not StaticAttributes:
+            static = spec.export_cache = StaticAttributes(spec.span_attrs)
+        plain: tuple[StaticAttributes, bytes] | None = None
+        keys = static._keys
+        if not static._bad_keys and not static._dropped_values and semconv.ATTR_OUTCOME not in keys:
+            try:
+                name = spec.span_name.encode()
+            except UnicodeEncodeError:
+                name = None
+            if name is not None:
+                plain = (static, ld(b"\x2a", name) if name else b"")
+        if len(self._plain_specs) >= 4096:  # specs made on the fly: never hold them all
+            self._plain_specs.clear()
+        self._plain_specs[spec] = plain
+        return plain
+
+    def _outcome_field(self, outcome: str) -> bytes:
+        fields, bad_keys, bad_values = encode_attributes({semconv.ATTR_OUTCOME: outcome}, b"\x4a")
+        field = b"" if bad_keys or bad_values else b"".join(fields)
+        if len(self._outcomes) < 64:  # outcomes are a fixed set; a stray one is not kept
+            self._outcomes[outcome] = field
+        return field
 
     def add(self, span: SpanFields) -> None:
         spec = span.spec

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from mevobs._records import KIND_CLIENT, STATUS_ERROR, SpanFields, clean_attributes, clean_text
+from mevobs._records import KIND_CLIENT, STATUS_ERROR, SpanFields, clean_attributes, clean_text, span_fields
 from mevobs._state import STATE
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -105,6 +105,9 @@ class ReadableSpanOutput:
 
     def add(self, span: SpanFields) -> None:
         self._batch.append(readable_span(span, self.resource, self.scope))
+
+    def add_operation(self, op: Any) -> None:
+        self.add(span_fields(op))
 
     def add_foreign(self, span: Any) -> None:
         # One process, one resource: the SDK gives a forked child's tracer provider a

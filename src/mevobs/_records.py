@@ -41,7 +41,7 @@ MAX_KEY = 256
 """Longest attribute key exported (characters)."""
 LOGGER_NAME = semconv.INSTRUMENTATION_SCOPE
 
-_ERROR_OUTCOMES = {
+ERROR_OUTCOMES = {  # the outcomes whose span status is ERROR (and its message)
     semconv.OUTCOME_FAILURE: None,
     semconv.OUTCOME_REVERTED: None,
     semconv.OUTCOME_RATE_LIMITED: "rate_limited",
@@ -300,8 +300,8 @@ def span_fields(op: Operation) -> SpanFields:
     if op._exc is not None:
         events.append(exception_event(op._exc, end_ns, keep))
     status, message = STATUS_UNSET, ""
-    if outcome in _ERROR_OUTCOMES:
-        status, message = STATUS_ERROR, _ERROR_OUTCOMES[outcome] or error_type or ""
+    if outcome in ERROR_OUTCOMES:
+        status, message = STATUS_ERROR, ERROR_OUTCOMES[outcome] or error_type or ""
     return SpanFields(
         spec.span_name,
         KIND_CLIENT if spec.is_rpc else KIND_INTERNAL,
