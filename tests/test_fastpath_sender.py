@@ -73,3 +73,49 @@ def test_a_slow_sender_loses_nothing_the_queue_accepted() -> None:
         assert mevobs.dropped_counts() == before
     finally:
         pipeline.shutdown(5)
+
+
+class ClosingOutput(SlowOutput):
+    """A span output whose sends fail once it is shut down, as the SDK's exporters do."""
+
+    def __init__(self) -> None:
+        super().__init__(0.001)
+        self.closed = False
+
+    def take(self) -> Callable[[], bool] | None:
+        send = super().take()
+        if send is None:
+            return None
+
+        def checked() -> bool:
+            return not self.closed and send()
+
+        return checked
+
+    def shutdown(self) -> None:
+        self.closed = True
+
+
+def test_records_that_arrive_during_the_final_flush_are_sent_before_the_outputs_close() -> None:
+    """Shutting down flushes, then stops: what callers (or log records written while the
+    flush ran) queued after the flush is converted and sent before any output is shut
+    down, so no send meets a closed exporter and nothing is counted as export_failed."""
+    output = ClosingOutput()
+    pipeline = FastPipeline(
+        table=SlotTable(), span_output=output, log_outputs=[], sample_ratio=1.0, slow_seconds=1.0
+    )
+    flush = pipeline.flush
+
+    def flush_then_more(timeout: float) -> bool:
+        ok = flush(timeout)
+        for _ in range(3 * BATCH_SPANS // 8):  # arrivals between the flush and the stop
+            pipeline.submit_trace([object()] * 8, True)
+        return ok
+
+    pipeline.flush = flush_then_more  # type: ignore[method-assign]
+    pipeline.submit_trace([object()] * 8, True)
+    before = mevobs.dropped_counts()
+    assert pipeline.shutdown(10)
+    assert output.closed
+    assert output.sent == 8 + 3 * BATCH_SPANS
+    assert mevobs.dropped_counts() == before

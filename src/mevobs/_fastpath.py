@@ -335,6 +335,12 @@ class FastPipeline(FastSink):
         self._stop = True
         self._wake.set()
         self._send_wake.set()
+        # What arrived after the flush (records logged while it ran) is converted and
+        # sent before the outputs close: an exporter shut down under a send fails it.
+        for thread in list(self._threads):
+            if thread.ident != threading.get_ident():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        ok = ok and not any(thread.is_alive() for thread in self._threads)
         outputs: list[Any] = [self.span_output, *self.log_outputs]
         closing = [
             threading.Thread(target=_shutdown_quietly, args=(output,), name="mevobs-shutdown", daemon=True)
