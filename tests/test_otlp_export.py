@@ -2,12 +2,13 @@
 
 Sending to real receivers is in ``tests/integration/test_otlp_encoded_export.py``;
 here: which adapters get built, the capability check that refuses an exporter whose
-hooks have changed, retries reaching the adapter, and failures returned as False.
+hooks have changed, retries reaching the adapter, payloads sent unparsed, and failures returned as False.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent import futures
 from typing import Any
 
 import grpc
@@ -20,7 +21,14 @@ from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
+    TraceServiceServicer,
+    add_TraceServiceServicer_to_server,
+)
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from mevobs import _otlp_export
@@ -131,21 +139,58 @@ class _FlakyStub:
             raise _Retryable()
 
 
-def test_grpc_retries_resend_the_payload_parsed_once() -> None:
+def test_grpc_retries_resend_the_payload_itself() -> None:
+    """Each attempt of the SDK's retry loop sends the payload object, never a parsed copy."""
     exporter: Any = build_encoded_span_exporter("grpc", **GRPC)
     stub = exporter._client = _FlakyStub(failures=2)
     data = payload()
     assert exporter.export_encoded(data, 1) is True
     assert len(stub.requests) == 3
-    assert stub.requests[0] is stub.requests[1] is stub.requests[2]
-    assert stub.requests[0].SerializeToString() == data
+    assert stub.requests[0] is stub.requests[1] is stub.requests[2] is data
     exporter.shutdown()
 
 
-def test_a_payload_that_is_not_protobuf_is_false_not_an_exception() -> None:
-    exporter = build_encoded_span_exporter("grpc", **GRPC)
-    assert exporter.export_encoded(b"\xff\xff\xff", 1) is False
-    exporter.shutdown()
+class _Receiver(TraceServiceServicer):
+    """A real gRPC trace service that keeps the raw bytes of each request."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    def Export(self, request: Any, context: Any) -> ExportTraceServiceResponse:
+        self.bodies.append(request.SerializeToString())
+        return ExportTraceServiceResponse()
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[_Receiver, int]]:
+    service = _Receiver()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    add_TraceServiceServicer_to_server(service, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield service, port
+    server.stop(grace=None)
+
+
+def test_grpc_sends_payloads_unparsed_and_sdk_spans_as_before(receiver: tuple[_Receiver, int]) -> None:
+    """The adapter's stub sends a payload's bytes as they are, and the SDK's own export()
+    of ReadableSpans still reaches the receiver through the same stub."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    service, port = receiver
+    exporter: Any = build_encoded_span_exporter("grpc", endpoint=f"http://127.0.0.1:{port}", insecure=True)
+    data = payload()
+    assert exporter.export_encoded(data, 1) is True
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.get_tracer("t").start_span("sdk span").end()
+    provider.shutdown()
+    assert service.bodies[0] == data
+    sdk_request = ExportTraceServiceRequest.FromString(service.bodies[1])
+    assert [s.name for r in sdk_request.resource_spans for ss in r.scope_spans for s in ss.spans] == [
+        "sdk span"
+    ]
 
 
 def test_an_http_client_that_raises_is_false_not_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,8 +8,10 @@ exporter that changes only where the request comes from, and keeps ``export()``
 for ordinary ``ReadableSpan``/``ReadableLogRecord`` batches.
 
 - gRPC: the SDK's retry loop asks ``_translate_data`` for the request on each
-  attempt; the adapter answers with the payload parsed by the C protobuf
-  (``FromString``, once per payload) and lets the rest of ``export()`` run as is.
+  attempt; the adapter answers with the payload itself, and its stub (made on the
+  SDK's own channel, remade whenever the SDK reconnects) sends bytes as they are,
+  so a payload is never parsed into protobuf objects and serialized again (about
+  2 us per span of GIL time on the sender). The rest of ``export()`` runs as is.
 - HTTP: ``export()`` encodes inline and then calls its client with bytes; the
   adapter repeats the steps after encoding (shutdown check, exporter metrics, the
   ``max_request_size`` refusal, the client's send with compression and retries)
@@ -75,19 +77,25 @@ _PROBE = ld(b"\x0a", ld(b"\x0a", ld(b"\x0a", _PROBE_ATTRIBUTE)))
 class _Encoded:
     """A payload travelling through the SDK's gRPC ``_export`` in place of a list of records."""
 
-    __slots__ = ("count", "data", "parse", "request")
+    __slots__ = ("count", "data")
 
-    def __init__(self, data: bytes, count: int, parse: Any) -> None:
+    def __init__(self, data: bytes, count: int) -> None:
         self.data = data
         self.count = count
-        self.parse = parse
-        self.request: Any = None
 
-    def parsed(self) -> Any:
-        # the retry loop asks for the request on every attempt; parse once
-        if self.request is None:
-            self.request = self.parse(self.data)
-        return self.request
+
+def _as_bytes(request: Any) -> bytes:
+    """The raw stub's serializer: a payload as it is, an SDK-built request serialized."""
+    return request if type(request) is bytes else request.SerializeToString()
+
+
+class _RawStub:
+    """The service stub on the exporter's channel, taking serialized requests."""
+
+    def __init__(self, channel: Any, method: str, response_class: Any) -> None:
+        self.Export = channel.unary_unary(
+            method, request_serializer=_as_bytes, response_deserializer=response_class.FromString
+        )
 
 
 def build_encoded_span_exporter(protocol: OtlpProtocol, **sdk_kwargs: Any) -> EncodedExporter:
@@ -152,19 +160,23 @@ class _ProbeStub:
         self.request = request
 
 
-def _grpc_mixin(request_class: Any, success: Any) -> type[Any]:
-    """What the gRPC span and log adapters share; ``request_class`` parses their payloads."""
+def _grpc_mixin(method: str, response_class: Any, success: Any) -> type[Any]:
+    """What the gRPC span and log adapters share: ``method`` is the service's Export path."""
     from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
 
-    for name in ("_export", "_translate_data", "_count_data"):
+    for name in ("_export", "_translate_data", "_count_data", "_initialize_channel_and_stub"):
         if not callable(getattr(OTLPExporterMixin, name, None)):
             raise AttributeError(f"OTLPExporterMixin.{name}")
-    parse = request_class.FromString
 
     class GrpcEncoded:
+        def _initialize_channel_and_stub(self) -> None:
+            super()._initialize_channel_and_stub()  # type: ignore[misc]
+            me: Any = self
+            me._client = _RawStub(me._channel, method, response_class)
+
         def _translate_data(self, data: Any) -> Any:
             if isinstance(data, _Encoded):
-                return data.parsed()
+                return data.data
             return super()._translate_data(data)  # type: ignore[misc]
 
         def _count_data(self, data: Any) -> int:
@@ -175,7 +187,7 @@ def _grpc_mixin(request_class: Any, success: Any) -> type[Any]:
         def export_encoded(self, payload: bytes, count: int) -> bool:
             try:
                 me: Any = self
-                return me.export(_Encoded(payload, count, parse)) is success
+                return me.export(_Encoded(payload, count)) is success
             except Exception as error:
                 _logger.warning("OTLP gRPC export of an encoded batch failed: %r", error)
                 return False
@@ -183,18 +195,20 @@ def _grpc_mixin(request_class: Any, success: Any) -> type[Any]:
         def _check(self) -> None:
             """Send a probe payload through ``export()`` to a stand-in stub; it must arrive unchanged."""
             me: Any = self
-            if not hasattr(me, "_client") or not hasattr(me, "_metrics"):
-                raise EncodedExportUnavailable("the gRPC exporter has no _client/_metrics to dry-run with")
+            if not hasattr(me, "_client") or not hasattr(me, "_metrics") or not hasattr(me, "_channel"):
+                raise EncodedExportUnavailable("the gRPC exporter has no _client/_metrics/_channel")
+            if not isinstance(me._client, _RawStub):
+                raise EncodedExportUnavailable("the gRPC exporter did not make its stub in the usual hook")
             data = _PROBE
             stub, client, metrics = _ProbeStub(), me._client, me._metrics
             me._client, me._metrics = stub, _NoMetrics()
             try:
-                result = me.export(_Encoded(data, 0, parse))
+                result = me.export(_Encoded(data, 0))
             except Exception as error:
                 raise EncodedExportUnavailable(f"gRPC dry run failed: {error!r}") from error
             finally:
                 me._client, me._metrics = client, metrics
-            if result is not success or stub.request is None or stub.request.SerializeToString() != data:
+            if result is not success or stub.request is not data:
                 raise EncodedExportUnavailable("the gRPC exporter's export() does not use _translate_data")
 
     return GrpcEncoded
@@ -203,20 +217,28 @@ def _grpc_mixin(request_class: Any, success: Any) -> type[Any]:
 @functools.cache
 def _grpc_span_class() -> type[Any]:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
     from opentelemetry.sdk.trace.export import SpanExportResult
 
-    mixin = _grpc_mixin(ExportTraceServiceRequest, SpanExportResult.SUCCESS)
+    mixin = _grpc_mixin(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        ExportTraceServiceResponse,
+        SpanExportResult.SUCCESS,
+    )
     return type("GrpcEncodedSpanExporter", (mixin, OTLPSpanExporter), {"__module__": __name__})
 
 
 @functools.cache
 def _grpc_log_class() -> type[Any]:
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
     from opentelemetry.sdk._logs.export import LogRecordExportResult
 
-    mixin = _grpc_mixin(ExportLogsServiceRequest, LogRecordExportResult.SUCCESS)
+    mixin = _grpc_mixin(
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        ExportLogsServiceResponse,
+        LogRecordExportResult.SUCCESS,
+    )
     return type("GrpcEncodedLogExporter", (mixin, OTLPLogExporter), {"__module__": __name__})
 
 
