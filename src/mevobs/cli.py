@@ -96,7 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _port_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` now: bound as the servers bind it.
+
+    With SO_REUSEADDR, as the Prometheus and health servers set it, so that the
+    connections of a run that just ended (in TIME_WAIT for a minute) do not count
+    as busy; a socket listening there still does. (Not on Windows, where the flag
+    would let the bind succeed over a live server.)"""
     with socket.socket() as sock:
+        if os.name == "posix":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
