@@ -155,14 +155,14 @@ class ExchangeDown(Named):
 
 @dataclass(frozen=True)
 class TradingHalted(Named):
-    """The circuit breaker opens for 2 s and closes, then opens at 25 s and stays open.
+    """The circuit breaker opens for 6 s and closes, then opens at 25 s and stays open.
 
     The short halt is under any sensible threshold and fires nothing; the long one
     fires ``MevTradingHalted`` once it lasts ``trading_halted_for``."""
 
     name: ClassVar[str] = "trading-halted"
     alert: ClassVar[str | None] = "MevTradingHalted"
-    blip: tuple[int, int] = (WARMUP, WARMUP + 8)
+    blip: tuple[int, int] = (WARMUP, WARMUP + 24)
     hold_from: int = 100
 
     def fault(self, block: int, c: Conditions) -> None:
