@@ -160,10 +160,6 @@ class Demo:
         except (OSError, urllib.error.URLError):
             return False
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            _stop(self.proc)
-
 
 class Stack:
     """Prometheus, Alertmanager, the webhook receiver and the demos (not yet started)."""
@@ -228,8 +224,11 @@ class Stack:
             self.demos[name].start()
 
     def stop(self) -> None:
-        for demo in self.demos.values():
-            demo.stop()
+        running = [d.proc for d in self.demos.values() if d.proc is not None and d.proc.poll() is None]
+        for proc in running:
+            proc.terminate()  # all at once: each takes a few seconds to flush and exit
+        for proc in running:
+            _stop(proc)
         self.prometheus.stop()
         self.alertmanager.stop()
         self.webhooks.stop()
