@@ -318,6 +318,36 @@ def test_busy_port_is_one_line_and_exit_2() -> None:
     assert proc.stderr.strip() == f"mevobs: error: port {port} on 127.0.0.1 is busy; pass --metrics-port"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/net/tcp")
+def test_a_port_whose_connections_linger_in_time_wait_is_free_for_a_restart() -> None:
+    """The port a demo just served from (its closed connections in TIME_WAIT for a
+    minute) passes the busy-port check, and the metrics server binds it at once."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from mevobs.cli import _port_free
+
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        served, _ = listener.accept()
+        served.close()  # the server closes first, as a stopping demo does: TIME_WAIT is on its side
+        assert client.recv(1) == b""
+        client.close()
+    wanted = f"0100007F:{port:04X}"
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    assert any(line.split()[1] == wanted and line.split()[3] == "06" for line in lines)
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # what the probe used to do: "busy" for a minute
+    assert _port_free(port)
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=CollectorRegistry())
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
 def test_ctrl_c_stops_cleanly_with_summary_and_exit_0(tmp_path: Path) -> None:
     import signal
     import time

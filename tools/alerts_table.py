@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mevobs.alerts import AlertSettings, alert_rules, recording_rules
+from mevobs.demo._scenarios import how_to_fire
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "alerts.md"
 
@@ -35,6 +36,7 @@ def rule_sections() -> list[str]:
             f"- default threshold: {rule.threshold}",
             f"- summary: {rule.summary}",
             f"- runbook: [runbook.md#{rule.runbook}](runbook.md#{rule.runbook})",
+            f"- see it fire: {how_to_fire(rule.name)} ([scenarios](demo.md#scenarios))",
             "",
             "```promql",
             rule.expr,

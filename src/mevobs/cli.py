@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="health endpoints port on 127.0.0.1 (default: any free)",
     )
     demo.add_argument("--log-stdout", action="store_true", help="also print the JSON log lines")
+    demo.add_argument(
+        "--scenario",
+        metavar="NAME",
+        default=None,
+        help="break one thing so that one alert fires (healthy: nothing does); '--scenario list' lists them",
+    )
     alerts_cli.add_parsers(sub)
     guards_cli.add_parsers(sub)
     logs_cli.add_parser(sub)
@@ -96,7 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _port_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` now: bound as the servers bind it.
+
+    With SO_REUSEADDR, as the Prometheus and health servers set it, so that the
+    connections of a run that just ended (in TIME_WAIT for a minute) do not count
+    as busy; a socket listening there still does. (Not on Windows, where the flag
+    would let the bind succeed over a live server.)"""
     with socket.socket() as sock:
+        if os.name == "posix":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -136,6 +150,15 @@ def _demo(args: argparse.Namespace) -> int:
 
     from mevobs._otel_env import ENV_LOGGER
     from mevobs._settings import Settings, SettingsError
+    from mevobs.demo._scenarios import listing, scenario
+
+    if args.scenario == "list":
+        print(listing())
+        return 0
+    try:
+        chosen = scenario(args.scenario) if args.scenario is not None else None
+    except KeyError as exc:
+        _fail(f"{exc.args[0]} (mevobs demo --scenario list)")
 
     # What the environment gets wrong (an OTEL_* value ignored) is shown on the terminal.
     shown = logging.StreamHandler(sys.stderr)
@@ -168,6 +191,7 @@ def _demo(args: argparse.Namespace) -> int:
                 metrics_port=metrics_port,
                 log_stdout=args.log_stdout,
                 health_port=args.health_port,
+                scenario=chosen,
             )
         )
     except (SettingsError, ValidationError) as exc:

@@ -169,26 +169,33 @@ def _get_json(url: str) -> Any:
 
 
 class Prometheus:
-    """A real Prometheus scraping one target every second, optionally evaluating
-    rule files, sending alerts to an Alertmanager, with feature flags (``exemplar-storage``)."""
+    """A real Prometheus scraping one target (``scrape_port``, job ``mevobs-demo``) or the
+    jobs given (``scrape_configs``) every ``scrape_interval``, optionally evaluating rule
+    files every second, sending alerts to an Alertmanager, with feature flags
+    (``exemplar-storage``)."""
 
     def __init__(
         self,
         workdir: Path,
         *,
-        scrape_port: int,
+        scrape_port: int | None = None,
+        scrape_configs: list[dict[str, Any]] | None = None,
+        scrape_interval: str = "1s",
         rule_files: list[Path] | None = None,
         alertmanager_port: int | None = None,
         features: tuple[str, ...] = (),
     ) -> None:
         binary = prometheus_binary()
         assert binary is not None
+        if scrape_configs is None:
+            assert scrape_port is not None
+            scrape_configs = [
+                {"job_name": "mevobs-demo", "static_configs": [{"targets": [f"127.0.0.1:{scrape_port}"]}]}
+            ]
         self.port = free_port()
         config: dict[str, Any] = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [
-                {"job_name": "mevobs-demo", "static_configs": [{"targets": [f"127.0.0.1:{scrape_port}"]}]}
-            ],
+            "global": {"scrape_interval": scrape_interval, "evaluation_interval": "1s"},
+            "scrape_configs": scrape_configs,
         }
         if rule_files:
             config["rule_files"] = [str(p) for p in rule_files]

@@ -5,16 +5,14 @@ receives it and routes it to the pager webhook; every dashboard query runs."""
 from __future__ import annotations
 
 import io
-import json
 import re
 import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.alert_stack import Webhooks, wait_for
 from tests.integration.conftest import (
     Alertmanager,
     Prometheus,
@@ -33,50 +31,11 @@ from mevobs.demo._run import DemoResult
 pytestmark = pytest.mark.integration
 
 
-class Webhooks:
-    """Receives Alertmanager's webhook notifications, by path."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hooks.received.append((self.path, json.loads(body)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def alertnames(self, path: str) -> set[str]:
-        return {a["labels"]["alertname"] for p, body in self.received if p == path for a in body["alerts"]}
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def webhooks() -> Iterator[Webhooks]:
     hooks = Webhooks()
     yield hooks
     hooks.stop()
-
-
-def _wait(what: str, check: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _concrete(expr: str) -> str:
@@ -86,6 +45,7 @@ def _concrete(expr: str) -> str:
         .replace("$__range", "1m")
         .replace('"$chain"', '".*"')
         .replace('"$exchange"', '".*"')
+        .replace('"$job"', '".*"')
     )
 
 
@@ -106,8 +66,26 @@ MAIN_PANELS = (
     "Circuit breakers (0 closed, 1 half open, 2 open)",
     "Exchange connectivity checks",
     "Inventory (risk exposure)",
+    "Inventory against its limit",
+    "Notional volume by exchange (ETH/h)",
+    "Notional volume by exchange (USD/h)",
+    "Exchange utilisation: share of volume",
+    "Exchange utilisation: share of calls",
+    "RPC latency by method (p50, p99)",
+    "Notional volume (ETH/h)",
+    "Gas used per transaction (p50, p95)",
+    "Slippage p95 by direction",
+    "Uptime (heartbeat)",
+    "Memory against its limit",
+    "CPU (cores used)",
+    "Network I/O (host)",
+    "Garbage collections by generation",
+    "Threads",
+    "Event-loop lag p99",
+    "Database query latency p95",
     "variable chain",
     "variable exchange",
+    "variable job",
 )
 
 
@@ -172,7 +150,7 @@ def test_failed_transactions_alert_reaches_alertmanager_and_dashboards_query(
                 if a["labels"]["alertname"] == "MevFailedTransactions" and a["state"] == "firing"
             ]
 
-        firing = _wait("MevFailedTransactions to fire in Prometheus", firing_in_prometheus, 45)
+        firing = wait_for("MevFailedTransactions to fire in Prometheus", firing_in_prometheus, 45)
         assert {a["labels"]["severity"] for a in firing} == {"critical"}
         assert all(a["annotations"]["runbook_url"].endswith("#failed-transactions") for a in firing)
         exchanges = {a["labels"].get("mev_exchange") for a in firing}
@@ -181,11 +159,11 @@ def test_failed_transactions_alert_reaches_alertmanager_and_dashboards_query(
         def in_alertmanager() -> list[dict[str, Any]]:
             return [a for a in alertmanager.alerts() if a["labels"]["alertname"] == "MevFailedTransactions"]
 
-        received = _wait("Alertmanager to list MevFailedTransactions", in_alertmanager, 30)
+        received = wait_for("Alertmanager to list MevFailedTransactions", in_alertmanager, 30)
         assert all(a["status"]["state"] in ("active", "suppressed") for a in received)
         assert {a["labels"]["severity"] for a in received} == {"critical"}
         # Routed by severity: the pager webhook gets it, the chat webhook never does.
-        _wait(
+        wait_for(
             "the pager webhook to be called",
             lambda: "MevFailedTransactions" in webhooks.alertnames("/pager"),
             30,
@@ -193,10 +171,11 @@ def test_failed_transactions_alert_reaches_alertmanager_and_dashboards_query(
         assert "MevFailedTransactions" not in webhooks.alertnames("/chat")
 
         # Every dashboard query is valid PromQL on this Prometheus; the main panels show data.
-        _wait("the rate window to fill", lambda: prometheus.query(_concrete(_first_latency_expr())), 30)
-        empty = []
+        wait_for("the rate window to fill", lambda: prometheus.query(_concrete(_first_latency_expr())), 30)
+        empty, titles = [], set()
         for file, dashboard in build_dashboards(settings).items():
             for title, expr in expressions(dashboard):
+                titles.add(title)
                 concrete = _concrete(expr)
                 if title.startswith("variable"):
                     match = re.fullmatch(r"label_values\((.*), (\w+)\)", concrete)
@@ -208,6 +187,7 @@ def test_failed_transactions_alert_reaches_alertmanager_and_dashboards_query(
                 if title in MAIN_PANELS and not has_data:
                     empty.append(f"{file}: {title}: {concrete}")
         assert not empty, "\n".join(empty)
+        assert set(MAIN_PANELS) <= titles, set(MAIN_PANELS) - titles  # no panel checked by a stale title
     finally:
         demo.join(90)
         mevobs.shutdown()

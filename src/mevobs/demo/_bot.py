@@ -10,7 +10,9 @@ arrives each block as :class:`Conditions` (see ``_conditions.py``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import random
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -85,6 +87,9 @@ STRATEGY = {
 
 #: USD per base unit of each token (the bot's reference prices).
 USD_PER_UNIT = {WETH: ETH_USD / E18, USDC: 1 / E6, USDT: 1 / E6}
+#: The same, exact: USD per whole token and the token's decimals (for notional volume).
+USD_PER_TOKEN = {WETH: Decimal(ETH_USD), USDC: Decimal(1), USDT: Decimal(1)}
+DECIMALS = {WETH: 18, USDC: 6, USDT: 6}
 
 
 def tvl_usd(pool: Pool) -> float:
@@ -101,6 +106,46 @@ def deviation_bp(pool: Pool) -> float:
 
 def other(pool: Pool, token: str) -> str:
     return pool.token1 if token == pool.token0 else pool.token0
+
+
+def notional_usd(token: str, amount: int) -> Decimal:
+    """What ``amount`` base units of ``token`` are worth at the reference price, exactly."""
+    usd: Decimal = Decimal(amount) * USD_PER_TOKEN[token] / 10 ** DECIMALS[token]
+    return usd
+
+
+def move_price(pool: Pool, target_bp: float) -> None:
+    """Trade ``pool`` until its price of token0 is ``target_bp`` off the reference (to
+    about half a basis point), as an outside arbitrageur would; pure arithmetic.
+
+    The size is found by search on copies of the pool: a V2 pool moves about as its
+    reserves say, a V3 position more, a Curve pool much less, so no one formula fits."""
+    sell0 = deviation_bp(pool) > target_bp  # token0 too dear: sell it
+    token = pool.token0 if sell0 else pool.token1
+
+    def after(amount: int) -> float:
+        trial = copy.copy(pool)
+        trial.swap(token, amount)
+        return deviation_bp(trial)
+
+    def short(dev: float) -> bool:  # not moved far enough yet
+        return dev > target_bp if sell0 else dev < target_bp
+
+    held = pool.amounts()[0 if sell0 else 1]
+    hi = max(1, held * round(abs(deviation_bp(pool) - target_bp)) // 20_000)
+    for _ in range(64):  # bracket: double until the price passes the target
+        if not short(after(hi)):
+            break
+        hi *= 2
+    lo = 0
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        dev = after(mid)
+        if abs(dev - target_bp) < 0.5:
+            lo = hi = mid
+            break
+        lo, hi = (mid, hi) if short(dev) else (lo, mid)
+    pool.swap(token, hi)
 
 
 @dataclass
@@ -152,6 +197,8 @@ class Bot:
     hints: dict[str, int] = field(default_factory=dict)
     #: What the bot retained because the conditions said so (a simulated leak).
     ballast: list[bytes] = field(default_factory=list)
+    #: The bot's trade journal (a database it writes and reads; None: none).
+    journal: sqlite3.Connection | None = None
 
     def _stage(self, op: mevobs.Operation, stage: str) -> None:
         op.record_opportunity(stage)
@@ -165,6 +212,26 @@ class Bot:
         self.gas_spent_wei += op.total_gas_cost_wei
         self.inventory_wei[chain] = self.inventory_wei.get(chain, 0) + net
         mevobs.record_exposure(WETH, Decimal(self.inventory_wei[chain]) / E18, chain=chain)
+        if self.journal is not None:
+            self.journal.cursor().execute(
+                "INSERT INTO trades (kind, chain, outcome, net_wei) VALUES (?, ?, ?, ?)",
+                (op.kind, chain, op.outcome, str(net)),
+            )
+
+    def open_journal(self) -> None:
+        """An in-memory trade journal; open it after ``configure()`` so that its sqlite3
+        instrumentation (if on) traces the queries."""
+        self.journal = sqlite3.connect(":memory:")
+        self.journal.cursor().execute(
+            "CREATE TABLE trades (kind TEXT, chain TEXT, outcome TEXT, net_wei TEXT)"
+        )
+
+    def journal_size(self) -> int:
+        """Trades booked so far, read back from the journal (0 without one)."""
+        if self.journal is None:
+            return 0
+        row = self.journal.cursor().execute("SELECT COUNT(*) FROM trades").fetchone()
+        return int(row[0]) if row else 0
 
     def _swap_helper(self, key: str) -> Any:
         """The exchange helper of one pool: a swap decorated with mevobs.swap."""
@@ -182,6 +249,11 @@ class Bot:
             )
             receipt = await with_retries(lambda: self.node.receipt(pool.chain, tx, pool.exchange))
             out = pool.swap(token_in, amount_in) if receipt["status"] == 1 else 0
+            conditions = self.node.conditions
+            cut = conditions.lookup(conditions.sandwich_bp, pool.exchange, 0.0)
+            if cut > 0:  # a sandwich around the swap: the attacker keeps part of the output
+                out -= out * round(min(cut, 10_000) * 100) // 1_000_000
+            usd = notional_usd(token_in, amount_in)
             return mevobs.SwapResult(
                 tx_hash=receipt["transactionHash"],
                 block_number=receipt["blockNumber"],
@@ -195,6 +267,8 @@ class Bot:
                 amount_in=amount_in,
                 amount_out=out,
                 expected_amount_out=expected_out,
+                notional_eth=usd / ETH_USD,
+                notional_usd=usd,
             )
 
         self.wrappers[key] = swap
@@ -299,7 +373,11 @@ class Bot:
             self._stage(arb, "missed")
             arb.set_outcome("skipped")
             return
-        simulated = await with_retries(lambda: self.node.call(opp.chain, opp.expected_out))
+        # Simulated against the state now, not the scan's: an earlier opportunity of this
+        # block may have moved a pool this one trades (no random draw either way).
+        simulated = await with_retries(
+            lambda: self.node.call(opp.chain, self.quote_cycle(opp.legs, opp.amount_in))
+        )
         self._stage(arb, "simulated")
         arb.record_profit(expected_wei=simulated - opp.amount_in)
         self._stage(arb, "submitted")
@@ -337,7 +415,10 @@ class Bot:
         )
         receipt = await with_retries(lambda: self.node.receipt(pool.chain, tx, pool.exchange))
         op.record_tx(
-            tx_hash=receipt["transactionHash"], block_number=receipt["blockNumber"], status=receipt["status"]
+            tx_hash=receipt["transactionHash"],
+            block_number=receipt["blockNumber"],
+            status=receipt["status"],
+            to=receipt["to"],
         )
         op.record_gas(gas_used=receipt["gasUsed"], effective_gas_price_wei=receipt["effectiveGasPrice"])
         if receipt["status"] != 1:
@@ -358,6 +439,11 @@ class Bot:
         for key, share in conditions.liquidity_drain.items():
             pool = self.pools[key]
             pool.remove_liquidity(pool.shares * round(min(max(share, 0.0), 1.0) * 10**6) // 10**6)
+        for key, cap in conditions.liquidity_cap_usd.items():
+            pool = self.pools[key]
+            tvl = tvl_usd(pool)
+            if tvl > cap:
+                pool.remove_liquidity(pool.shares * round((1 - max(cap, 0.0) / tvl) * 10**6) // 10**6)
         for key, bp in conditions.price_push_bp.items():
             pool = self.pools[key]
             # Selling token0 lowers its price; trading bp/2 of the side sold moves it about bp.
@@ -367,6 +453,21 @@ class Bot:
         if conditions.retain_bytes > 0:
             self.ballast.append(bytes(conditions.retain_bytes))
 
+    def outside_arbitrage(self, conditions: Conditions) -> None:
+        """Traders arbitraging against the wider market bring each pool back within the
+        conditions' band of its reference (after the other traders moved it; nothing by
+        default, and never a random draw)."""
+        band, offsets = conditions.reference_band_bp, conditions.reference_offset_bp
+        if band is None and not offsets:
+            return
+        for key, pool in self.pools.items():
+            if band is None and key not in offsets:
+                continue
+            centre, width = offsets.get(key, 0.0), band or 0.0
+            dev = deviation_bp(pool)
+            if abs(dev - centre) > width + 0.5:
+                move_price(pool, centre + width if dev > centre else centre - width)
+
     async def tick(self, chains: dict[str, Chain], conditions: Conditions | None = None) -> None:
         """One block: prices move, the bot scans and pursues what it finds."""
         for chain in chains.values():
@@ -374,6 +475,8 @@ class Bot:
         if conditions is not None:
             self.apply(conditions)
         self.noise()
+        if conditions is not None:
+            self.outside_arbitrage(conditions)
         self.report_market()
         try:
             await with_retries(lambda: self.node.block_number("ethereum"))

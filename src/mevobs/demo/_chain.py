@@ -20,6 +20,8 @@ from mevobs.demo._conditions import Conditions
 
 #: The router every simulated transaction goes to (the allowlisted contract).
 ROUTER = "0x" + "77" * 20
+#: Where a misdirected transaction goes (see ``Conditions.misdirected_txs``).
+STRANGER = "0x" + "66" * 20
 
 GWEI = 10**9
 #: Receipts kept for the bot to fetch; older ones are forgotten (bounded memory).
@@ -97,9 +99,10 @@ class Node:
         if self.paced:
             factor = conditions.lookup(conditions.rpc_latency_factor, exchange, 1.0)
             await asyncio.sleep(min(latency, 0.25) * self.time_scale * factor)
-        if roll < self.rate_limit_p:
+        rate_limit_p = self.rate_limit_p if conditions.rate_limit_rate is None else conditions.rate_limit_rate
+        if roll < rate_limit_p:
             raise RpcError("429 Too Many Requests", status_code=429)
-        if roll < self.rate_limit_p + self.timeout_p:
+        if roll < rate_limit_p + self.timeout_p:
             raise TimeoutError(f"{method} timed out after 2.0 s")
         extra = conditions.lookup(conditions.rpc_failure_rate, exchange, 0.0)
         if extra > 0 and self.rng.random() < extra:  # no draw when neutral: the stream is unchanged
@@ -124,9 +127,13 @@ class Node:
         c = self.chains[chain]
         c.nonce += 1
         tx_hash = "0x" + hashlib.sha256(f"{chain}/{c.nonce}".encode()).hexdigest()
-        reverted = self.rng.random() < self.fail_rate
+        conditions = self.conditions
+        revert_rate = self.fail_rate if conditions.revert_rate is None else conditions.revert_rate
+        reverted = self.rng.random() < revert_rate
         gas_used = gas_estimate if not reverted else gas_estimate * self.rng.randint(30, 70) // 100
         priority = self.rng.randint(1, 30) * GWEI // 10
+        if conditions.priority_fee_factor != 1.0:
+            priority = int(priority * conditions.priority_fee_factor)
         self.sent[tx_hash] = {
             "transactionHash": tx_hash,
             "blockNumber": c.block_number + 1,
@@ -135,6 +142,9 @@ class Node:
             "effectiveGasPrice": c.base_fee_wei + (priority if not c.l1_fee_per_tx_wei else 0),
             "to": ROUTER,
         }
+        if conditions.misdirected_txs > 0:
+            conditions.misdirected_txs -= 1
+            self.sent[tx_hash]["to"] = STRANGER
         if c.l1_fee_per_tx_wei:
             # Arbitrum folds the L1 data fee into gas used: a breakdown, not an addition.
             l1_gas = c.l1_fee_per_tx_wei // c.base_fee_wei

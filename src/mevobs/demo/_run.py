@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import importlib.util
 import logging
 import os
 import random
@@ -27,10 +27,14 @@ import mevobs
 from mevobs.demo._amm import Pool
 from mevobs.demo._bot import ETH_USD, Bot, make_chains, tvl_usd
 from mevobs.demo._chain import ROUTER, Node
-from mevobs.demo._conditions import Conditions, Scenario
+from mevobs.demo._conditions import Conditions, ConfiguresTelemetry, Scenario
 from mevobs.demo._summary import Tally, render
 
 TICK_SECONDS = 0.25
+#: The demo's limits, far above what it uses: they feed the limit panels and the
+#: memory and exposure alerts (scenarios lower them).
+MEMORY_LIMIT_BYTES = 1 << 30
+EXPOSURE_LIMITS = {"WETH": 150.0}
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ async def _drive(
             options.scenario(block, conditions)
             held = _hold_breaker(bot.breaker, conditions, held)
         await bot.tick(chains, conditions)
+        bot.journal_size()  # the bot reads its journal back: a query a block
         done = block + 1
         log_file.flush()
         _progress(out, done, total, every, tally, bot)
@@ -178,8 +183,10 @@ def _breaker(node: Node) -> mevobs.CircuitBreaker:
     )
 
 
-def _has_liquidity(pool: Pool) -> bool:
-    return tvl_usd(pool) > 0
+def _pool_check(pool: Pool, node: Node) -> Any:
+    """The pool's exchange answers (the conditions may say it cannot be reached) and
+    the pool holds liquidity."""
+    return lambda: pool.exchange not in node.conditions.unreachable and tvl_usd(pool) > 0
 
 
 def _register_checks(bot: Bot, breaker: mevobs.CircuitBreaker) -> list[str]:
@@ -190,7 +197,7 @@ def _register_checks(bot: Bot, breaker: mevobs.CircuitBreaker) -> list[str]:
     for key, pool in bot.pools.items():
         name = f"pool:{key}"
         mevobs.register_health_check(
-            name, functools.partial(_has_liquidity, pool), timeout=1, exchange=pool.exchange, chain=pool.chain
+            name, _pool_check(pool, bot.node), timeout=1, exchange=pool.exchange, chain=pool.chain
         )
         names.append(name)
     return names
@@ -224,13 +231,19 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
         "audit_path": str(audit_path),
         "system_metrics": True,
         "contract_allowlist": {"ethereum": [ROUTER], "arbitrum": [ROUTER]},
+        "memory_limit_bytes": MEMORY_LIMIT_BYTES,
+        "exposure_limits": EXPOSURE_LIMITS,
     }
+    if importlib.util.find_spec("opentelemetry.instrumentation.sqlite3") is not None:
+        settings["instrument"] = ["sqlite3"]  # the trade journal's queries (mev.db.duration)
     if not _environment_names_service(os.environ):
         settings["service_name"] = "mevobs-demo"  # a default: OTEL_SERVICE_NAME and the like win
     # The endpoint, protocol and headers are left to the OTEL_EXPORTER_OTLP_* variables.
     settings["exporter"] = options.exporter
     if options.exporter == "prometheus":
         settings["metrics_port"] = options.metrics_port
+    if isinstance(options.scenario, ConfiguresTelemetry):
+        settings.update(options.scenario.settings())
     # The bot and its readiness checks exist before configure() starts the health server.
     rng = random.Random(options.seed)
     node = Node(
@@ -251,6 +264,7 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
         for name in checks:
             mevobs.unregister_health_check(name)
         raise
+    bot.open_journal()  # after configure(): the sqlite3 instrumentation traces its queries
     logger = logging.getLogger("mevobs")
     file_handler = _BlockFileHandler(log_path, encoding="utf-8")
     file_handler.setFormatter(mevobs.JsonFormatter(_service_name(telemetry)))
@@ -259,7 +273,9 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
     logger.addHandler(tally)
     pace = "" if options.paced else " (unpaced)"
     err.write(f"mevobs demo: seed {options.seed}, {options.total_blocks} blocks{pace}, ")
-    err.write(f"exporter {options.exporter}\n")
+    err.write(f"exporter {options.exporter}")
+    called = getattr(options.scenario, "name", None)
+    err.write(f", scenario {called}\n" if isinstance(called, str) else "\n")
     if telemetry.metrics_url is not None:
         err.write(f"metrics: {telemetry.metrics_url}\n")
     err.write(f"logs: {log_path}\n")
@@ -278,6 +294,8 @@ def run_demo(options: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.s
         file_handler.close()
         for name in checks:
             mevobs.unregister_health_check(name)
+        if bot.journal is not None:
+            bot.journal.close()
     summary = render(
         tally,
         gas_wei=bot.gas_spent_wei,
