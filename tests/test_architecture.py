@@ -49,7 +49,7 @@ _LAYER_TABLE = (
         "__init__ __main__ _pytest_plugin _logs_cli cli alerts alerts._alertmanager alerts._cli "
         "alerts._collector "
         "alerts._dashboards alerts._output alerts._promql alerts._rules alerts._settings "
-        "demo demo._amm demo._bot demo._chain demo._conditions demo._run demo._summary",
+        "demo demo._amm demo._bot demo._chain demo._conditions demo._run demo._scenarios demo._summary",
     ),
 )
 for _layer, _names in _LAYER_TABLE:

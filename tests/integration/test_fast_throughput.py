@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,22 +47,6 @@ def _configure(rotel: Rotel, **overrides: Any) -> mevobs.Telemetry:
         **overrides,
     }
     return mevobs.configure(**settings)
-
-
-def _paced(call: Callable[[int], object], rate: int, seconds: float) -> float:
-    """Call ``call`` ``rate * seconds`` times on this thread, on an absolute schedule of
-    ``rate`` calls per second (the calls due are made, then the thread sleeps for a
-    millisecond, as a bot waiting for its next event does). Returns the elapsed time."""
-    total = int(rate * seconds)
-    begin = time.perf_counter()
-    done = 0
-    while done < total:
-        due = min(total, int((time.perf_counter() - begin) * rate) + 1)
-        while done < due:
-            call(done)
-            done += 1
-        time.sleep(0.001)
-    return time.perf_counter() - begin
 
 
 def _new_drops(before: dict[str, int]) -> dict[str, int]:
@@ -140,34 +124,38 @@ def counted_rotel(tmp_path: Path) -> Iterator[tuple[Rotel, SpanCounter]]:
 
 def test_paced_40k_calls_per_second_lose_no_span(counted_rotel: tuple[Rotel, SpanCounter]) -> None:
     """40 000 calls/s for 10 s, sample_ratio=1: every span reaches what is behind the
-    collector, and ``mevobs.dropped_counts()`` gains nothing. (The receiver runs in a
-    process of its own, as it would in production: decoding 40 000 spans a second here
-    would take GIL time from the pipeline under test.)"""
+    collector, and ``mevobs.dropped_counts()`` gains nothing. The bot is a process of
+    its own (``paced_bot.py``), as is the receiver: a test process would lend it the
+    heap and leftover threads of the whole suite, and decoding 40 000 spans a second
+    in it would take GIL time from the pipeline under test."""
     rotel, counter = counted_rotel
-    telemetry = _configure(rotel, log_level="WARNING")  # a success logs at INFO: spans only
-
-    @mevobs.swap(exchange="paced", chain="ethereum")
-    def swap(i: int) -> int:
-        return i
-
-    warmup = 2_000  # the connection to the collector is up and every cache is filled
-    for i in range(warmup):
-        swap(i)
-    assert telemetry.force_flush(10)
-    before = mevobs.dropped_counts()
-    elapsed = _paced(swap, RATE, SECONDS)
-    calls = RATE * SECONDS
-    # The schedule held: the calls were made at 40 000/s, not spread over a longer time.
-    assert elapsed < SECONDS * 1.05, f"the caller issued {calls / elapsed:,.0f} calls/s"
-    assert telemetry.force_flush(60)
-    arrived = counter.wait_for("swap paced", warmup + calls, timeout=60)
-    drops = _new_drops(before)
-    assert drops == {}, (
-        f"{sum(drops.values()):,} of {calls:,} spans dropped ({drops}): the worker fell behind"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("paced_bot.py")),
+            f"http://127.0.0.1:{rotel.grpc_port}",
+            str(RATE),
+            str(SECONDS),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    run = json.loads(proc.stdout.splitlines()[-1])
+    calls = RATE * SECONDS
+    expected = run["warmup"] + calls
+    # The schedule held: the calls were made at 40 000/s, not spread over a longer time.
+    assert run["elapsed"] < SECONDS * 1.05, f"the caller issued {calls / run['elapsed']:,.0f} calls/s"
+    assert run["flushed"], "force_flush() timed out"
+    assert run["drops"] == {}, (
+        f"{sum(run['drops'].values()):,} of {calls:,} spans dropped ({run['drops']}): the worker"
+        f" fell behind; CPU seconds by thread: {run['cpu']}"
+    )
+    arrived = counter.wait_for("swap paced", expected, timeout=60)
     time.sleep(0.5)  # anything beyond the expected count would arrive now
-    assert counter.counts() == {"swap paced": warmup + calls}, arrived
-    telemetry.shutdown()
+    assert counter.counts() == {"swap paced": expected}, arrived
 
 
 def test_max_rate_losses_are_counted_and_failures_kept_first(rotel: Rotel, sink: Sink) -> None:
