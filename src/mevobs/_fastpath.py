@@ -29,9 +29,10 @@ from mevobs import semconv
 from mevobs._fastcall import FastSink
 from mevobs._records import SpanFields, log_record
 from mevobs._slots import Exemplar, HistogramSlot, SlotTable
-from mevobs._state import LOGGER, STATE, on_fork_in_child
+from mevobs._state import LOGGER, STATE, on_fork_in_child, yield_gil
 
 _MASK64 = (1 << 64) - 1
+_new_tuple = tuple.__new__
 BATCH_SPANS = 512
 """Spans per export request (also split by size by the encoders)."""
 BATCH_SECONDS = 0.2
@@ -217,7 +218,7 @@ class FastPipeline(FastSink):
             if output is not None and output.pending() >= BATCH_SPANS:
                 self._cut_batches()
                 last_batch = time.monotonic()
-            time.sleep(0)  # yield the GIL: a caller waits for one chunk at most
+            yield_gil()  # yield the GIL: a caller waits for one chunk at most
 
     def _handle(self, item: tuple[Any, ...]) -> None:
         kind = item[0]
@@ -257,8 +258,10 @@ class FastPipeline(FastSink):
         if bundle is None:
             return
         end = op._wall_ns + op._duration_ns
-        bundle.duration.offer_exemplar(
-            op._dur_index, Exemplar(op._duration_ns / 1e9, end, op._trace_id, op._span_id)
+        # HistogramSlot.offer_exemplar inlined, the Exemplar built by tuple.__new__ (its
+        # class's own __new__ is a Python function): this runs for every kept span.
+        bundle.duration.exemplars[op._dur_index] = _new_tuple(
+            Exemplar, (op._duration_ns / 1e9, end, op._trace_id, op._span_id)
         )
         if op._gas_index >= 0:
             gas = bundle.others.get(semconv.GAS_USED.name)

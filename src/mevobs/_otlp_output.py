@@ -11,7 +11,6 @@ An operation's static attributes are encoded once and cached on its spec.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +40,7 @@ from mevobs._records import (
     clean_text,
     span_fields,
 )
-from mevobs._state import STATE
+from mevobs._state import STATE, yield_gil
 
 
 def _count_losses(result: Any) -> None:
@@ -67,7 +66,7 @@ def _encode_in_chunks(
             result = encode([(scope, records[start : start + ENCODE_CHUNK])])
             _count_losses(result)
             payloads.extend(result.payloads)
-            time.sleep(0)
+            yield_gil()
     merged: list[Any] = []
     data: list[bytes] = []
     size = count = 0

@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -226,6 +227,18 @@ def dropped_counts() -> dict[str, int]:
 # ------------------------------------------------------------------------ fork
 
 _FORK_HOOKS: list[Callable[[], None]] = []
+
+
+def _sleep_zero() -> None:
+    time.sleep(0)
+
+
+yield_gil: Callable[[], None] = getattr(os, "sched_yield", None) or _sleep_zero
+"""Let a thread waiting for the GIL take it (the export threads call this between chunks).
+``os.sched_yield`` releases the GIL for about half a microsecond; ``time.sleep(0)``, the
+fallback where it does not exist, enters a timed sleep: 26 us of CPU and 85 us of wall time
+per call on Linux, which at a chunk of 16 records cost the worker more than its work.
+"""
 
 
 def on_fork_in_child(hook: Callable[[], None]) -> None:
