@@ -109,7 +109,14 @@ def run(workdir: Path) -> tuple[list[str], list[str]]:
             return found
 
         absent.append(f"[c{n:03d}-argument]")
-        plant(case, tag, absent[-1], getattr(signer, f"fail_{n}"), conn.cursor())
+        # Each cursor is closed, as docs/getting-started.md advises: a failing statement under
+        # the sqlite3 instrumentation leaves a reference cycle holding its cursor, which the
+        # garbage collector frees on whichever thread it runs in, and CPython 3.11's sqlite3
+        # loses the error of a failed statement when a cursor of the same connection is
+        # finalized on another thread in between ("SystemError: ... returned NULL without
+        # setting an exception").
+        with contextlib.closing(conn.cursor()) as cursor:
+            plant(case, tag, absent[-1], getattr(signer, f"fail_{n}"), cursor)
     conn.close()
     return expected, absent
 
