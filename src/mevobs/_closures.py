@@ -68,6 +68,22 @@ _GLOBALS: dict[str, Any] = {
     "__name__": __name__,
 }
 
+# A fast-lane operation and its parent, as both templates make it.
+_NEW_OPERATION = """\
+            _mv_op = _mv_new(_mv_op_type)
+            _mv_op._spec = _mv_spec
+            _mv_parent = _mv_get()
+            if _mv_parent is None:
+                _mv_op._parent = None
+                _mv_op._depth = 0
+            else:
+                if type(_mv_parent) is _mv_pending_type:  # configure() ran inside a lean call
+                    _mv_parent = _mv_materialize(_mv_parent)
+                _mv_op._parent = _mv_parent
+                _mv_depth = _mv_op._depth = _mv_parent._depth + 1
+                if not _mv_depth & _mv_headroom_every:
+                    _mv_headroom(_mv_depth, 1)"""
+
 _SYNC = """
 def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
     {unpack}
@@ -117,19 +133,7 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
                     _mv_op._end_lean(_mv_start, None)
             return _mv_result
         if _mv_lane is not None and _mv_lane is not _mv_lean:
-            _mv_op = _mv_new(_mv_op_type)
-            _mv_op._spec = _mv_spec
-            _mv_parent = _mv_get()
-            if _mv_parent is None:
-                _mv_op._parent = None
-                _mv_op._depth = 0
-            else:
-                if type(_mv_parent) is _mv_pending_type:  # configure() ran inside a lean call
-                    _mv_parent = _mv_materialize(_mv_parent)
-                _mv_op._parent = _mv_parent
-                _mv_depth = _mv_op._depth = _mv_parent._depth + 1
-                if not _mv_depth & _mv_headroom_every:
-                    _mv_headroom(_mv_depth, 1)
+@NEW_OPERATION@
             _mv_fast_start(_mv_op, _mv_lane)
             try:
                 _mv_result = _mv_func({forward})
@@ -154,19 +158,7 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
     async def _mv_async({params}):
         _mv_sink = _mv_state.fast
         if _mv_sink is not None:
-            _mv_op = _mv_new(_mv_op_type)
-            _mv_op._spec = _mv_spec
-            _mv_parent = _mv_get()
-            if _mv_parent is None:
-                _mv_op._parent = None
-                _mv_op._depth = 0
-            else:
-                if type(_mv_parent) is _mv_pending_type:
-                    _mv_parent = _mv_materialize(_mv_parent)
-                _mv_op._parent = _mv_parent
-                _mv_depth = _mv_op._depth = _mv_parent._depth + 1
-                if not _mv_depth & _mv_headroom_every:
-                    _mv_headroom(_mv_depth, 1)
+@NEW_OPERATION@
             _mv_fast_start(_mv_op, _mv_sink)
             try:
                 _mv_result = await _mv_func({forward})
@@ -184,7 +176,10 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
 
 Fn = Callable[..., Any]
 
-_TEMPLATES = {"sync": _SYNC, "async": _ASYNC}
+_TEMPLATES = {
+    kind: text.replace("@NEW_OPERATION@", _NEW_OPERATION)
+    for kind, text in (("sync", _SYNC), ("async", _ASYNC))
+}
 _GENERIC = {
     "params": "*_mv_args, **_mv_kwargs",
     "forward": "*_mv_args, **_mv_kwargs",
