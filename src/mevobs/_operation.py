@@ -279,6 +279,7 @@ class Operation(Recorders, NonRecordingSpan):
         profit roll-up, which current_operation() users rely on, and the log record
         if its level is enabled. A plain success returns after a few reads."""
         self._done = True
+        # What a recorder or a child may have set: keep in step with _fastcall.finish.
         if (
             exc is None
             and self._explicit_outcome is None
