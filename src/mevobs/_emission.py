@@ -21,6 +21,7 @@ from mevobs._state import LOGGER, STATE, on_fork_in_child
 
 if TYPE_CHECKING:
     from mevobs._operation import Operation
+    from mevobs._wrap import OperationSpec
 
 TREE_LOCK = threading.Lock()
 
@@ -72,6 +73,7 @@ def settle_pnl(op: Operation, outcome: str) -> None:
     parent = op._parent
     if parent is not None and parent._spec is not None:
         with TREE_LOCK:
+            parent._touched = True  # its finish settles the roll-up (see _fastcall.finish)
             parent._child_gas_wei += total_gas
             if pnl is None:
                 parent._unaccounted_gas_wei += unaccounted
@@ -140,12 +142,18 @@ def run_hooks(op: Operation) -> None:
 
 def wants_any(op: Operation) -> bool:
     """Whether some hook would see ``op`` (so settling it is more than its outcome)."""
-    hooks = STATE.hooks
-    if not hooks:
-        return False
     spec = op._spec
-    facts = op._facts | (spec.facts if spec is not None else 0)
-    for hook in hooks:
+    return _wants(op._facts | (spec.facts if spec is not None else 0))
+
+
+def spec_wants_hooks(spec: OperationSpec) -> bool:
+    """Whether some hook would see an operation of ``spec`` that recorded nothing.
+    Hooks change only with ``STATE.generation``, so the answer holds until it moves."""
+    return _wants(spec.facts)
+
+
+def _wants(facts: int) -> bool:
+    for hook in STATE.hooks:
         mask = getattr(hook, "fact_mask", -1)
         if mask == -1 or mask & facts:
             return True

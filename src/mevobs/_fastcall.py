@@ -37,13 +37,14 @@ from mevobs._emission import (
     metric_attrs_of,
     record_points,
     settle,
-    wants_any,
+    spec_wants_hooks,
 )
 from mevobs._slots import HistogramSlot, SlotTable, SumSlot
 from mevobs._state import LOGGER, STATE, on_fork_in_child
 
 if TYPE_CHECKING:
     from mevobs._operation import Operation
+    from mevobs._wrap import OperationSpec
 
 _MASK64 = (1 << 64) - 1
 _getrandbits = random.getrandbits
@@ -55,6 +56,7 @@ _time_ns = time.time_ns
 KEEP_OUTCOMES = frozenset({semconv.OUTCOME_FAILURE, semconv.OUTCOME_REVERTED, semconv.OUTCOME_RATE_LIMITED})
 PENDING, KEPT, DROPPED = 0, 1, 2
 PENDING_CAP = 1024
+_SUCCESS_LEVEL = LOG_LEVELS[semconv.OUTCOME_SUCCESS]
 """Most operations one local root holds before its decision; past it they are exported early."""
 
 _TREE = threading.Lock()
@@ -143,26 +145,25 @@ def start(op: Operation, sink: FastSink) -> None:
         op._parent_remote = sc.is_remote
     else:
         trace_id = _getrandbits(128) or 1
-    # The local root of the trace holds its pending operations. A root's own _root
-    # stays None: a self-reference would make every operation a cycle for the GC.
+    # The local root of the trace holds its pending operations (a list made by the
+    # first child that joins). A root's own _root stays None: a self-reference would
+    # make every operation a cycle for the GC.
     parent_op = op._parent
-    root = None
     if parent_op is not None and parent_op._sink is sink:
         root = parent_op._root or parent_op
-        if root._decided != PENDING:
-            root = None
-    if root is None:
-        op._pending = []
-    else:
-        op._root = root
+        if root._decided == PENDING:
+            op._root = root
     op._sink = sink
     op._trace_id = trace_id
     op._span_id = span_id
     # The operation is itself the span in the OpenTelemetry context (non-recording,
     # with its own ids): no second object per call.
     if current is not None:
-        ctx = Context(current)
-        dict.__setitem__(ctx, _SPAN_KEY, op)  # Context forbids item assignment; a fresh copy
+        if current:
+            ctx = Context(current)
+            dict.__setitem__(ctx, _SPAN_KEY, op)  # Context forbids item assignment; a fresh copy
+        else:
+            ctx = Context({_SPAN_KEY: op})  # from the empty root context: one copy fewer
         op._ctx_token = _CURRENT_CONTEXT.set(ctx)
     else:
         op._ctx_token = otel_context.attach(trace.set_span_in_context(op))
@@ -204,78 +205,98 @@ def finish(op: Operation, sink: FastSink, exc: BaseException | None) -> None:
                 pass
     op._done = True
     try:
-        if exc is not None:
-            op._fail(exc)
-        outcome = op.outcome
-        # The fields a recorder or a child may have set: the same list as the lean lane's
-        # Operation._end_lean (kept inline in both: a call here is paid by every operation).
-        if (
-            outcome is None
-            and op._explicit_outcome is None
-            and op._tx_status is None
-            and not op._result_failed
-            and not (op._gas_cost_wei or op._child_gas_wei)
-            and op._gross_wei is None
-            and op._pending_pnl_wei is None
-            and not wants_any(op)
-            and op._spec is not None
-            and op._spec.breaker is None
-        ):
-            outcome = op.outcome = semconv.OUTCOME_SUCCESS  # settle(), for a plain success
+        spec: OperationSpec = op._spec  # type: ignore[assignment]  # a fast-path operation has one
+        bundle = spec._plain
+        if exc is None and bundle is not None and not op._touched and spec._generation == STATE.generation:
+            # A plain success (no recorder, exception or child touched the operation, no
+            # hook wants its spec): its slots and thresholds were resolved by an earlier call.
+            op.outcome = semconv.OUTCOME_SUCCESS
+            level = _SUCCESS_LEVEL
+            important = op._keep or duration >= spec._slow_ns
         else:
-            outcome = settle(op)
-        spec = op._spec
-        assert spec is not None
-        # The slots of this (spec, outcome, error type): a cache hit in the common case.
-        bundle = None
-        if op._metric_extra is None and spec._generation == STATE.generation:
-            bundle = spec._fast.get((outcome, op._error_type))
-        if bundle is None:
-            attrs = metric_attrs_of(op, outcome)
-            bundle = spec.fast_bundle(sink.table, attrs, op._metric_extra is None, outcome, op._error_type)
-        op._metric_attrs = bundle.attrs
+            bundle, outcome = _settle(op, sink, exc)
+            level = LOG_LEVELS[outcome]
+            slow = sink.slow_ns
+            important = outcome in KEEP_OUTCOMES or op._keep or duration >= slow.get(spec.kind, slow[""])
         op._bundle = bundle
         # HistogramSlot.record, inline.
         slot = bundle.duration
         seconds = duration / 1e9
         index = op._dur_index = _bisect(slot.bounds, seconds)
-        with slot.lock:
+        lock = slot.lock
+        lock.acquire()  # not ``with``: a bound __enter__ and __exit__ per call cost twice as much
+        try:
             slot.counts[index] += 1
             slot.sum += seconds
-            slot.count += 1
             if seconds < slot.min:
                 slot.min = seconds
             if seconds > slot.max:
                 slot.max = seconds
-        if (
-            op._gas_used is not None
-            or op._child_gas_wei
-            or op.net_profit_wei is not None
-            or op._usd is not None
-            or op._points is not None
-        ):
-            _record_figures(op, sink, bundle, outcome)
-        level = LOG_LEVELS[outcome]
+        finally:
+            lock.release()
         enabled = _LOG_CACHE.get(level)
         if enabled is None:
             enabled = LOGGER.isEnabledFor(level)
         if enabled:
             sink.submit_log(op, level)
-        slow = sink.slow_ns
-        important = outcome in KEEP_OUTCOMES or op._keep or duration >= slow.get(spec.kind, slow[""])
         if op._root is None:
-            with _TREE:
-                pending = op._pending or []
-                op._pending = None
-                keep = important or (op._trace_id & _MASK64) < sink.sample_threshold
+            keep = important or (op._trace_id & _MASK64) < sink.sample_threshold
+            tree = _TREE
+            tree.acquire()
+            try:
+                pending = op._pending
                 op._decided = KEPT if keep else DROPPED
+            finally:
+                tree.release()
             if keep:
-                pending.append(op)
+                if pending is None:
+                    pending = [op]
+                else:
+                    op._pending = None
+                    pending.append(op)
                 sink.submit_trace(pending, important)
         else:
             _join_root(op, sink, important)
     except Exception as err:  # pragma: no cover - defensive: the host comes first
         STATE.dropped("recorder_error", f"finish: {type(err).__name__}")
+
+
+def _settle(op: Operation, sink: FastSink, exc: BaseException | None) -> tuple[Any, str]:
+    """Settle an operation that is not a plain success of a resolved spec: outcome,
+    PnL, hooks, its figures into their slots. Returns its slot bundle, and keeps the
+    spec's plain-success bundle for the calls that follow when the spec qualifies."""
+    if exc is not None:
+        op._fail(exc)
+    outcome = settle(op)
+    spec = op._spec
+    assert spec is not None
+    # The slots of this (spec, outcome, error type): a cache hit in the common case.
+    bundle = None
+    if op._metric_extra is None and spec._generation == STATE.generation:
+        bundle = spec._fast.get((outcome, op._error_type))
+    if bundle is None:
+        attrs = metric_attrs_of(op, outcome)
+        bundle = spec.fast_bundle(sink.table, attrs, op._metric_extra is None, outcome, op._error_type)
+        if (
+            outcome == semconv.OUTCOME_SUCCESS
+            and op._error_type is None
+            and op._metric_extra is None
+            and spec.breaker is None
+            and not spec_wants_hooks(spec)
+            and spec._generation == STATE.generation
+        ):
+            slow = sink.slow_ns
+            spec._slow_ns = slow.get(spec.kind, slow[""])
+            spec._plain = bundle
+    if (
+        op._gas_used is not None
+        or op._child_gas_wei
+        or op.net_profit_wei is not None
+        or op._usd is not None
+        or op._points is not None
+    ):
+        _record_figures(op, sink, bundle, outcome)
+    return bundle, outcome
 
 
 def _join_root(op: Operation, sink: FastSink, important: bool) -> None:
@@ -287,7 +308,9 @@ def _join_root(op: Operation, sink: FastSink, important: bool) -> None:
             root._keep = True
         decided = root._decided
         held = root._pending
-        if decided == PENDING and held is not None:
+        if decided == PENDING:
+            if held is None:
+                held = root._pending = []
             held.append(op)
             if len(held) < PENDING_CAP:
                 return
@@ -330,7 +353,9 @@ def adopt_foreign(span: Any, sink: FastSink) -> bool:
         return False
     root = op._root or op
     with _TREE:
-        if root._decided == PENDING and root._pending is not None:
+        if root._decided == PENDING:
+            if root._pending is None:
+                root._pending = []
             root._pending.append(span)
             return True
         kept = root._decided == KEPT

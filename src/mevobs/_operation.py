@@ -81,7 +81,6 @@ class Operation(Recorders, NonRecordingSpan):
     _duration_ns = 0
     _exc: BaseException | None = None
     _events: list[tuple[str, int, dict[str, Any]]] | None = None
-    _metric_attrs: dict[str, Any] | None = None
     _bundle: Any = None
     _dur_index = 0
     _gas_index = -1
@@ -94,6 +93,12 @@ class Operation(Recorders, NonRecordingSpan):
         self._spec = spec
         self._parent = parent
         self._depth = 0 if parent is None else parent._depth + 1
+
+    @property
+    def _metric_attrs(self) -> dict[str, Any] | None:
+        """The metric attributes a fast-path operation finished with."""
+        bundle = self._bundle
+        return bundle.attrs if bundle is not None else None
 
     def get_span_context(self) -> SpanContext:
         """The operation's span context in the fast path (built on first use), else invalid."""
@@ -253,6 +258,7 @@ class Operation(Recorders, NonRecordingSpan):
     def _fail(self, exc: BaseException) -> None:
         spec = self._spec
         assert spec is not None
+        self._touched = True
         if isinstance(exc, asyncio.CancelledError) or not isinstance(exc, Exception):
             # Cancellation, GeneratorExit, KeyboardInterrupt: not a failure of the trade logic.
             self.outcome = semconv.OUTCOME_CANCELLED
@@ -272,6 +278,7 @@ class Operation(Recorders, NonRecordingSpan):
 
     def _mark_result_failed(self, error_type: str) -> None:
         self._result_failed = True
+        self._touched = True
         self._error_type = error_type
 
     def _end_lean(self, start_ns: int, exc: BaseException | None) -> None:
@@ -279,15 +286,10 @@ class Operation(Recorders, NonRecordingSpan):
         profit roll-up, which current_operation() users rely on, and the log record
         if its level is enabled. A plain success returns after a few reads."""
         self._done = True
-        # What a recorder or a child may have set: keep in step with _fastcall.finish.
+        # Nothing recorded, no child rolled up into it (see Recorders._touched).
         if (
             exc is None
-            and self._explicit_outcome is None
-            and self._tx_status is None
-            and not self._result_failed
-            and not (self._gas_cost_wei or self._child_gas_wei)
-            and self._gross_wei is None
-            and self._pending_pnl_wei is None
+            and not self._touched
             and not STATE.hooks
             and not LOGGER.isEnabledFor(logging.INFO)
         ):

@@ -33,6 +33,7 @@ def _recorder(fn: Callable[..., None]) -> Callable[..., None]:
     def safe(self: Recorders, *args: Any, **kwargs: Any) -> None:
         if self._spec is None or self._done:
             return  # the inert handle, or a finished operation (its record may be in export)
+        self._touched = True  # no longer a plain success (see _fastcall.finish)
         try:
             fn(self, *args, **kwargs)
         except Exception as exc:
@@ -71,6 +72,9 @@ class Recorders:
     _points: list[tuple[semconv.MetricSpec, float, dict[str, str] | None, bool]] | None = None
     _done = False
     _facts = 0  # what the recorders saw, as FACT_* bits (see ``facts``)
+    # Set by every recorder, an exception, a failing result and a child's roll-up: an
+    # operation never touched is a plain success, finished without reading the rest.
+    _touched = False
 
     if TYPE_CHECKING:
 

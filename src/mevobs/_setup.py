@@ -373,6 +373,7 @@ def _start(request: _Request) -> Telemetry:
     STATE.hooks.extend(guards.hooks)
     STATE.exposure_hooks.extend(guards.exposure_hooks)
     STATE.extra_security_kinds = guards.security_kinds
+    STATE.generation += 1  # specs cache whether a hook wants them (see _emission)
     telemetry = Telemetry(
         resolved,
         built.providers,

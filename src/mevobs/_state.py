@@ -99,6 +99,7 @@ class State:
         self.hooks.clear()
         self.exposure_hooks.clear()
         self.extra_security_kinds = frozenset()
+        self.generation += 1  # specs cache whether a hook wants them (see _emission)
 
     def install(
         self,

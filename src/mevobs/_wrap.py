@@ -62,6 +62,8 @@ class OperationSpec:
         "_fast",
         "_generation",
         "_opportunity",
+        "_plain",
+        "_slow_ns",
         "_static_metric",
         "breaker",
         "export_cache",
@@ -122,6 +124,9 @@ class OperationSpec:
         self._opportunity: dict[str, Any] = {}
         self._cache: dict[tuple[str, str | None], dict[str, Any]] = {}
         self._fast: dict[tuple[str, str | None], OpBundle] = {}
+        # The fast lane's plain success (see _fastcall.finish): its slots and slow threshold.
+        self._plain: OpBundle | None = None
+        self._slow_ns = 0
         # What an exporter derives once from the static attributes (an encoding of them).
         self.export_cache: Any = None
 
@@ -130,6 +135,7 @@ class OperationSpec:
         located = copy.copy(self)
         located._cache = {}
         located._fast = {}
+        located._plain = None
         located.where = where
         return located
 
@@ -139,6 +145,7 @@ class OperationSpec:
         self._opportunity = {k: v for k, v in self._base.items() if k in _OPPORTUNITY_KEYS}
         self._cache = {}
         self._fast = {}
+        self._plain = None
         self._generation = STATE.generation
 
     def metric_attrs(

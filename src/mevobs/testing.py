@@ -356,6 +356,7 @@ def capture(
     if monitor is not None:
         STATE.hooks.append(monitor)
         STATE.extra_security_kinds = frozenset(d.kind for d in detectors)
+    STATE.generation += 1  # specs cache whether a hook wants them (see _emission)
     closers: list[Any] = []
     limits_before = (LIMITS.memory_limit_bytes, dict(LIMITS.exposure_limits))
     configure_limits(resolved.memory_limit_bytes, resolved.exposure_limits)
@@ -398,6 +399,7 @@ def capture(
         STATE.scrub = scrub_before
         STATE.hooks[:] = hooks_before
         STATE.extra_security_kinds = kinds
+        STATE.generation += 1
         built.close()
 
 
