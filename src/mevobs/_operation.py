@@ -287,12 +287,7 @@ class Operation(Recorders, NonRecordingSpan):
         if its level is enabled. A plain success returns after a few reads."""
         self._done = True
         # Nothing recorded, no child rolled up into it (see Recorders._touched).
-        if (
-            exc is None
-            and not self._touched
-            and not STATE.hooks
-            and not LOGGER.isEnabledFor(logging.INFO)
-        ):
+        if exc is None and not self._touched and not STATE.hooks and not LOGGER.isEnabledFor(logging.INFO):
             self.outcome = semconv.OUTCOME_SUCCESS
             return
         try:
