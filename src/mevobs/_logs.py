@@ -240,6 +240,9 @@ class TextFormatter(logging.Formatter):
         return scrub_text(truncate(line, MAX_MESSAGE), limit=MAX_MESSAGE + 64) if self.scrub else line
 
 
+_PRIMITIVES = frozenset({str, bool, int, float})
+
+
 class LogFields(NamedTuple):
     """A stdlib record as an OpenTelemetry log record carries it."""
 
@@ -259,8 +262,11 @@ def otel_fields(record: logging.LogRecord, scrub: bool = True) -> LogFields:
         if ctx is None:
             ctx = trace.get_current_span().get_span_context()
         ids = (ctx.trace_id, ctx.span_id) if ctx.is_valid else (0, 0)
-    message, attrs = _clean(record, scrub)
-    out = {k: v if isinstance(v, (str, bool, int, float)) else str(v) for k, v in attrs.items()}
+    message, attrs = _clean(record, scrub)  # a dict of its own: used as it is when all primitive
+    if _PRIMITIVES.issuperset(map(type, attrs.values())):
+        out = attrs
+    else:
+        out = {k: v if isinstance(v, (str, bool, int, float)) else str(v) for k, v in attrs.items()}
     if record.exc_info and record.exc_info[0] is not None:
         out["exception.type"] = record.exc_info[0].__name__
         out["exception.stacktrace"] = exception_text(record, scrub) or ""
