@@ -6,7 +6,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 import mevobs
+from mevobs import _extract
 from mevobs.testing import Captured
 
 
@@ -135,3 +139,36 @@ def test_opportunity_funnel(mevobs_telemetry: Captured) -> None:
         for stage in ("detected", "simulated", "submitted", "included", "profitable"):
             op.record_opportunity(stage)
     assert mevobs_telemetry.counter_value("mev.opportunities", stage="included", strategy="tri") == 1
+
+
+class _RecordingOp:
+    """Stands in for an operation: notes which recorder got which fields, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda **fields: self.calls.append((name, fields))
+
+
+_FIELD_NAMES = sorted(
+    name for group in (_extract._TX_FIELDS, _extract._GAS_FIELDS, _extract._SWAP_FIELDS,
+                       _extract._LIQUIDITY_FIELDS, _extract._PROFIT_FIELDS)
+    for _, names in group for name in names
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.one_of(st.sampled_from(_FIELD_NAMES), st.text(max_size=6)),
+        st.one_of(st.none(), st.integers(0, 10**20), st.text(max_size=4)),
+        max_size=80,  # past the small-dict shortcut too
+    )
+)
+def test_a_plain_dict_records_what_the_same_mapping_records(data: dict[str, Any]) -> None:
+    """The plain-dict shortcut calls the same recorders with the same fields as any mapping."""
+    from_dict, from_mapping = _RecordingOp(), _RecordingOp()
+    _extract.extract_result(from_dict, dict(data))  # type: ignore[arg-type]
+    _extract.extract_result(from_mapping, AttributeDict(dict(data)))  # type: ignore[arg-type]
+    assert from_dict.calls == from_mapping.calls

@@ -69,23 +69,50 @@ def _pick(get: Callable[[str], Any], fields: tuple[tuple[str, tuple[str, ...]], 
     return found
 
 
+def _names(fields: tuple[tuple[str, tuple[str, ...]], ...]) -> frozenset[str]:
+    return frozenset(name for _, names in fields for name in names)
+
+
+_TX_NAMES = _names(_TX_FIELDS)
+_GAS_NAMES = _names(_GAS_FIELDS)
+_SWAP_NAMES = _names(_SWAP_FIELDS)
+_LIQUIDITY_NAMES = _names(_LIQUIDITY_FIELDS)
+_PROFIT_NAMES = _names(_PROFIT_FIELDS)
+_ALL_NAMES = _TX_NAMES | _GAS_NAMES | _SWAP_NAMES | _LIQUIDITY_NAMES | _PROFIT_NAMES
+_SMALL_DICT = 64
+"""A plain dict up to this many keys is matched against the field names in one set
+operation (it iterates the dict's keys, so larger ones take the per-name lookups)."""
+
+
 def extract_result(op: Operation, result: Any) -> None:
     """Record the recognisable fields of ``result`` on ``op``."""
     if result is None or isinstance(result, (str, bytes, int, float, bool, list, tuple)):
         return
-    get = _getter(result)
-    tx = _pick(get, _TX_FIELDS)
-    if tx:
-        op.record_tx(**tx)
-    gas = _pick(get, _GAS_FIELDS)
-    if "gas_used" in gas and "effective_gas_price_wei" in gas:
-        op.record_gas(**gas)
-    swap = _pick(get, _SWAP_FIELDS)
-    if swap:
-        op.record_swap(**swap)
-    liquidity = _pick(get, _LIQUIDITY_FIELDS)
-    if liquidity:
-        op.record_liquidity(**liquidity)
-    profit = _pick(get, _PROFIT_FIELDS)
-    if profit:
-        op.record_profit(**profit)
+    if type(result) is dict and len(result) <= _SMALL_DICT:
+        # A receipt or a result dict: the groups with none of their names are skipped,
+        # and dict.get serves as the getter (a missing field and None are alike to _pick).
+        present: frozenset[str] = _ALL_NAMES.intersection(result)
+        get: Callable[[str], Any] = result.get
+    else:
+        present = _ALL_NAMES
+        get = _getter(result)
+    if not present.isdisjoint(_TX_NAMES):
+        tx = _pick(get, _TX_FIELDS)
+        if tx:
+            op.record_tx(**tx)
+    if not present.isdisjoint(_GAS_NAMES):
+        gas = _pick(get, _GAS_FIELDS)
+        if "gas_used" in gas and "effective_gas_price_wei" in gas:
+            op.record_gas(**gas)
+    if not present.isdisjoint(_SWAP_NAMES):
+        swap = _pick(get, _SWAP_FIELDS)
+        if swap:
+            op.record_swap(**swap)
+    if not present.isdisjoint(_LIQUIDITY_NAMES):
+        liquidity = _pick(get, _LIQUIDITY_FIELDS)
+        if liquidity:
+            op.record_liquidity(**liquidity)
+    if not present.isdisjoint(_PROFIT_NAMES):
+        profit = _pick(get, _PROFIT_FIELDS)
+        if profit:
+            op.record_profit(**profit)

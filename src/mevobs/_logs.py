@@ -76,6 +76,46 @@ def _span_ids(record: logging.LogRecord) -> tuple[str | None, str | None]:
     return trace_id, span_id
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+"""Value types the encoder writes exactly as :func:`_jsonable` would leave them (floats
+but NaN and the infinities, which it refuses: see ``allow_nan`` below)."""
+
+# json.dumps with separators builds a JSONEncoder, and its C encoder, on every call;
+# this one is built once. No circular check: its input is flat (the ``_SCALARS`` test);
+# allow_nan=False makes a NaN raise instead of printing ``NaN`` (see format).
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_ENCODE: Any = (
+    _c_make_encoder(None, None, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False)
+    if _c_make_encoder is not None
+    else None
+)
+
+_UTC = _dt.timezone.utc
+_last_second: tuple[float, str] = (math.nan, "")  # the second last formatted, and its text
+
+
+def iso_utc(created: float) -> str:
+    """``created`` as ISO-8601 UTC with microseconds and a ``Z``, exactly as
+    ``datetime.fromtimestamp(created, tz=utc).isoformat(timespec="microseconds")``
+    writes it (with ``+00:00`` as ``Z``): the microseconds are rounded half to even
+    from the float as datetime does, and the date and time of the second come from
+    datetime itself, once per second."""
+    fraction, whole = math.modf(created)
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        micros -= 1_000_000
+        whole += 1.0
+    elif micros < 0:
+        micros += 1_000_000
+        whole -= 1.0
+    global _last_second
+    cached = _last_second  # one tuple, replaced whole: safe from any thread
+    if cached[0] != whole:
+        text = _dt.datetime.fromtimestamp(whole, tz=_UTC).isoformat(timespec="seconds")
+        cached = _last_second = (whole, text.replace("+00:00", ""))
+    return f"{cached[1]}.{micros:06d}Z"
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
@@ -156,21 +196,28 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         trace_id, span_id = _span_ids(record)
-        stamp = _dt.datetime.fromtimestamp(record.created, tz=_dt.timezone.utc)
         message, attrs = _clean(record, self.scrub)
+        # Flat scalar attributes (every operation record) go to the encoder as they are;
+        # anything else is made JSON-safe first, value by value.
+        plain = _SCALARS.issuperset(map(type, attrs.values()))
         doc: dict[str, Any] = {
-            "timestamp": stamp.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "timestamp": iso_utc(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": message,
             "trace_id": trace_id,
             "span_id": span_id,
             "service.name": self.service_name,
-            "attributes": {k: _jsonable(v) for k, v in attrs.items()},
+            "attributes": attrs if plain else {k: _jsonable(v) for k, v in attrs.items()},
         }
         exception = exception_text(record, self.scrub)
         if exception is not None:
             doc["exception"] = exception
+        if plain and _ENCODE is not None:
+            try:
+                return "".join(_ENCODE(doc, 0))
+            except ValueError:  # a NaN or an infinity: written as text, by _jsonable
+                doc["attributes"] = {k: _jsonable(v) for k, v in attrs.items()}
         return json.dumps(doc, separators=(",", ":"))
 
 
@@ -193,6 +240,9 @@ class TextFormatter(logging.Formatter):
         return scrub_text(truncate(line, MAX_MESSAGE), limit=MAX_MESSAGE + 64) if self.scrub else line
 
 
+_PRIMITIVES = frozenset({str, bool, int, float})
+
+
 class LogFields(NamedTuple):
     """A stdlib record as an OpenTelemetry log record carries it."""
 
@@ -212,8 +262,11 @@ def otel_fields(record: logging.LogRecord, scrub: bool = True) -> LogFields:
         if ctx is None:
             ctx = trace.get_current_span().get_span_context()
         ids = (ctx.trace_id, ctx.span_id) if ctx.is_valid else (0, 0)
-    message, attrs = _clean(record, scrub)
-    out = {k: v if isinstance(v, (str, bool, int, float)) else str(v) for k, v in attrs.items()}
+    message, attrs = _clean(record, scrub)  # a dict of its own: used as it is when all primitive
+    if _PRIMITIVES.issuperset(map(type, attrs.values())):
+        out = attrs
+    else:
+        out = {k: v if isinstance(v, (str, bool, int, float)) else str(v) for k, v in attrs.items()}
     if record.exc_info and record.exc_info[0] is not None:
         out["exception.type"] = record.exc_info[0].__name__
         out["exception.stacktrace"] = exception_text(record, scrub) or ""

@@ -21,7 +21,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mevobs import semconv
-from mevobs._scrub import scrub_text, scrub_value_checked
+from mevobs._scrub import REDACTED, scrub_text, scrub_value_checked
+from mevobs._scrub_keys import KEY_CACHE, KEY_SECRET, key_class
 from mevobs._state import STATE
 
 if TYPE_CHECKING:
@@ -122,7 +123,36 @@ def clean_attributes(attrs: Mapping[str, Any], keep: frozenset[str] = frozenset(
     """The one scrubbing function of the export boundary: keys and values, every path."""
     if not STATE.scrub:
         return {k: truncate(v, MAX_VALUE) if isinstance(v, str) else v for k, v in attrs.items()}
-    return {clean_key(k): clean_value(k, v, keep) for k, v in attrs.items()}
+    out: dict[str, Any] = {}
+    keys, classes = _CLEAN_KEYS, KEY_CACHE
+    for k, v in attrs.items():
+        key = keys.get(k)
+        if key is None:
+            key = clean_key(k)
+        t = type(v)
+        if t is int or t is float or t is bool or v is None:
+            # What clean_value does with a number, without its three calls: only a
+            # secret key can change it (gas, block numbers, amounts: most attributes).
+            cls = classes.get(k)
+            if cls is None:
+                cls = key_class(k)
+            out[key] = REDACTED if cls == KEY_SECRET else v
+        else:
+            out[key] = clean_value(k, v, keep)
+    return out
+
+
+def recorded_attributes(op: Operation) -> dict[str, Any]:
+    """What ``op`` recorded, cleaned (:func:`clean_attributes`) once per operation: its
+    log record and its span both carry it, and a finished operation's attributes no
+    longer change (its recorders refuse). The result is shared: copy before changing it."""
+    if not op._attrs:
+        return {}
+    memo = op.__dict__
+    cleaned: dict[str, Any] | None = memo.get("_mv_cleaned")
+    if cleaned is None:
+        cleaned = memo["_mv_cleaned"] = clean_attributes(op._attrs, op._known_hashes())
+    return cleaned
 
 
 def clean_text(text: str, keep: frozenset[str] = frozenset()) -> str:
@@ -287,7 +317,7 @@ def span_fields(op: Operation) -> SpanFields:
     assert spec is not None
     end_ns = op._wall_ns + op._duration_ns
     keep = op._known_hashes()
-    attrs = clean_attributes(op._attrs, keep) if op._attrs else {}
+    attrs = dict(recorded_attributes(op))
     outcome = op.outcome or semconv.OUTCOME_SUCCESS
     attrs[semconv.ATTR_OUTCOME] = outcome
     error_type = op._error_type
@@ -328,8 +358,7 @@ def log_record(op: Operation, level: int) -> logging.LogRecord:
     ms = op._duration_ns / 1e6
     # Static attributes were cleaned when the wrapper was built, labels are bounded:
     # only what this call recorded is cleaned, and the formatters need not re-scrub.
-    dynamic = clean_attributes(op._attrs, op._known_hashes()) if op._attrs else {}
-    attrs = {**spec.span_attrs, **dynamic, **(op._metric_attrs or {})}
+    attrs = {**spec.span_attrs, **recorded_attributes(op), **(op._metric_attrs or {})}
     attrs[semconv.ATTR_DURATION_MS] = round(ms, 3)
     exc = op._exc if outcome == semconv.OUTCOME_FAILURE else None
     exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
