@@ -82,6 +82,9 @@ class Operation(Recorders, NonRecordingSpan):
     _exc: BaseException | None = None
     _events: list[tuple[str, int, dict[str, Any]]] | None = None
     _bundle: Any = None
+    # The recorded attributes as they may leave the process, cleaned once by the worker
+    # for the log record and the span (a finished operation's recorders refuse values).
+    _cleaned: dict[str, Any] | None = None
     _dur_index = 0
     _gas_index = -1
     #: Final outcome, set when the operation finishes.

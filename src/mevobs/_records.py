@@ -148,10 +148,9 @@ def recorded_attributes(op: Operation) -> dict[str, Any]:
     longer change (its recorders refuse). The result is shared: copy before changing it."""
     if not op._attrs:
         return {}
-    memo = op.__dict__
-    cleaned: dict[str, Any] | None = memo.get("_mv_cleaned")
+    cleaned: dict[str, Any] | None = op._cleaned
     if cleaned is None:
-        cleaned = memo["_mv_cleaned"] = clean_attributes(op._attrs, op._known_hashes())
+        cleaned = op._cleaned = clean_attributes(op._attrs, op._known_hashes())
     return cleaned
 
 
