@@ -38,6 +38,10 @@ def to_int(value: Any, *, allow_negative: bool = False) -> int | None:
     magnitudes of 2**256 or more, in time that does not depend on the value:
     sizes are checked before any conversion.
     """
+    if type(value) is int:  # the common case (a decoded receipt): no conversion to do
+        if 0 <= value < MAX_AMOUNT or (allow_negative and -MAX_AMOUNT < value < 0):
+            return value
+        return None
     result: int | None
     try:
         if isinstance(value, bool) or value is None:

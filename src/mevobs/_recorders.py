@@ -130,29 +130,30 @@ class Recorders:
 
         A receipt ``status`` of 0 makes the outcome ``reverted``.
         """
+        attrs = self._writable_attrs()
         if tx_hash is not None:
             text = _hex_text(tx_hash)
             if text is None:
                 self._bad("tx_hash", tx_hash)
             else:
-                self._writable_attrs()[semconv.ATTR_TX_HASH] = text
+                attrs[semconv.ATTR_TX_HASH] = text
                 self._facts |= FACT_TRANSACTION
         block = self._int("block_number", block_number)
         if block is not None:
-            self._writable_attrs()[semconv.ATTR_BLOCK_NUMBER] = block if block < 2**63 else str(block)
+            attrs[semconv.ATTR_BLOCK_NUMBER] = block if block < 2**63 else str(block)
         if status is not None:
             st = _money.to_int(status)
             if st not in (0, 1):
                 self._bad("status", status)
             else:
                 self._tx_status = st
-                self._writable_attrs()[semconv.ATTR_TX_STATUS] = st
+                attrs[semconv.ATTR_TX_STATUS] = st
         if to is not None:
             text = _hex_text(to)
             if text is None:
                 self._bad("to", to)
             else:
-                self._writable_attrs()[semconv.ATTR_TX_TO] = text
+                attrs[semconv.ATTR_TX_TO] = text
                 self._facts |= FACT_TRANSACTION
 
     @_recorder
