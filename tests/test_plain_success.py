@@ -5,16 +5,27 @@ The fast lane keeps, per spec, the slot bundle of a call that recorded nothing
 (``OperationSpec._plain``) and skips settling for the next such call. These tests
 call a spec plainly first, so the cache is warm, then touch an operation in each
 way the cache must not hide: a recorder, an exception, a child's roll-up, a hook.
+The last tests hold the trace tree the fast lane keeps around it (the root's list of
+pending operations, made by the first child) to its bounds and its tail decisions.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import gc
+import random
+import sys
+import threading
+import time
+import weakref
 from typing import Any
 
 import pytest
 
 import mevobs
 from mevobs import semconv
+from mevobs._fastcall import PENDING_CAP
 from mevobs.testing import capture
 
 GAS = 21_000
@@ -81,6 +92,25 @@ def test_a_child_roll_up_after_plain_parent_calls_settles_the_parent_profit() ->
         ]
 
 
+def test_assigning_outcome_after_plain_calls_counts_as_set_outcome() -> None:
+    @mevobs.swap(exchange="assigned", chain="ethereum")
+    def maybe_skip(skip: bool) -> None:
+        if skip:
+            mevobs.current_operation().outcome = "skipped"
+
+    with capture() as cap:
+        maybe_skip(False)
+        maybe_skip(True)
+        maybe_skip(True)
+        cap.flush()
+        assert (
+            cap.histogram_count(semconv.OPERATION_DURATION.name, exchange="assigned", outcome="skipped") == 2
+        )
+        assert (
+            cap.histogram_count(semconv.OPERATION_DURATION.name, exchange="assigned", outcome="success") == 1
+        )
+
+
 def test_a_hook_added_after_plain_calls_sees_every_call() -> None:
     seen: list[Any] = []
     with capture():
@@ -111,3 +141,105 @@ def test_a_hook_that_wants_none_of_a_spec_facts_leaves_its_calls_plain() -> None
         cap.flush()
         assert hook.calls == 0
         assert cap.histogram_count(semconv.OPERATION_DURATION.name, operation="swap") == 4
+
+
+# ------------------------------------------------------- the trace tree around it
+
+
+def test_a_dropped_root_with_children_is_freed_without_the_cycle_collector() -> None:
+    """root._pending -> child and child._root -> root: the root lets go of its pending
+    list whatever it decides, so a sampled-out trace is not cyclic garbage."""
+    refs: list[weakref.ref[Any]] = []
+
+    @mevobs.arbitrage(strategy="no-cycle")
+    def parent() -> None:
+        refs.append(weakref.ref(mevobs.current_operation()))
+        _swap()
+
+    with capture(sample_ratio=0.0) as cap:
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(50):
+                parent()
+            cap.flush()
+            assert sum(r() is not None for r in refs) <= 1  # the last may still be referenced
+        finally:
+            gc.enable()
+
+
+def test_an_operation_in_flight_across_a_reconfigure_leaves_its_spec_to_the_new_pipeline() -> None:
+    """It finishes on its old pipeline; the spec's cached slots stay the new one's."""
+    stale = mevobs.swap(exchange="stale", chain="ethereum")
+    first = capture()
+    first.__enter__()
+    stale.__enter__()  # in flight (a task, a thread) while the pipeline is replaced
+    first.__exit__(None, None, None)
+    with capture() as cap:
+        stale.__exit__(None, None, None)
+        for _ in range(5):
+            with stale:
+                pass
+        cap.flush()
+        assert cap.histogram_count(semconv.OPERATION_DURATION.name, exchange="stale") == 5
+
+
+def test_failed_children_finishing_on_other_threads_are_kept_when_success_is_sampled_out() -> None:
+    """A child that fails while (or after) its root decides keeps its span: the root
+    reads the children's verdict under the tree lock, and a failure that comes after a
+    dropped root is exported on its own."""
+
+    @mevobs.swap(exchange="late", chain="ethereum")
+    def child(spin: float) -> None:
+        end = time.perf_counter() + spin
+        while time.perf_counter() < end:
+            pass
+        raise RuntimeError("late failure")
+
+    def run_child(spin: float) -> None:
+        with contextlib.suppress(RuntimeError):
+            child(spin)
+
+    threads: list[threading.Thread] = []
+
+    @mevobs.arbitrage(strategy="late-root")
+    def root(spin: float) -> None:
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(run_child, spin))
+        thread.start()
+        threads.append(thread)
+        end = time.perf_counter() + spin
+        while time.perf_counter() < end:
+            pass
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # interleave the two threads as much as possible
+    rng = random.Random(7)
+    try:
+        with capture(sample_ratio=0.0) as cap:
+            for _ in range(400):
+                root(rng.choice([0.0, 2e-6, 1e-5, 2e-5]))
+            for thread in threads:
+                thread.join()
+            cap.flush()
+            failed = cap.histogram_count(semconv.OPERATION_DURATION.name, outcome="failure")
+            assert failed == 400
+            assert len(cap.find_spans("swap late")) == 400
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def test_foreign_spans_inside_one_long_operation_are_exported_early_past_the_cap() -> None:
+    """SDK spans of other instrumentations wait with their trace, bounded like children."""
+    from mevobs._state import STATE
+
+    outer = mevobs.arbitrage(strategy="long-loop")
+    with capture() as cap:
+        assert STATE.providers is not None
+        tracer = STATE.providers.tracer_provider.get_tracer("lib")
+        with outer as op:
+            for _ in range(PENDING_CAP * 3):
+                with tracer.start_as_current_span("http"):
+                    pass
+            assert len(op._pending or []) < PENDING_CAP
+        cap.flush()
+        assert len(cap.find_spans("http")) == PENDING_CAP * 3

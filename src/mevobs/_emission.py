@@ -83,7 +83,7 @@ def settle_pnl(op: Operation, outcome: str) -> None:
 
 def resolve_outcome(op: Operation) -> str:
     """The final outcome: an exception's, else the one set, else from the receipt or result."""
-    outcome = op.outcome  # set by an exception
+    outcome = op._outcome  # set by an exception
     if outcome is None:
         if op._explicit_outcome is not None:
             outcome = op._explicit_outcome
@@ -93,7 +93,7 @@ def resolve_outcome(op: Operation) -> str:
             outcome = semconv.OUTCOME_FAILURE
         else:
             outcome = semconv.OUTCOME_SUCCESS
-        op.outcome = outcome
+        op._outcome = outcome
     if outcome == semconv.OUTCOME_REVERTED and op._error_type is None:
         op._error_type = "execution_reverted"
     return outcome
@@ -102,10 +102,10 @@ def resolve_outcome(op: Operation) -> str:
 def settle(op: Operation) -> str:
     """Settle a finished operation, on every path: outcome, PnL up the tree, then the
     hooks (detectors, audit) and its guard see it. Returns the outcome."""
-    outcome = op.outcome
+    outcome = op._outcome
     if outcome is None:
         if op._explicit_outcome is None and op._tx_status is None and not op._result_failed:
-            outcome = op.outcome = semconv.OUTCOME_SUCCESS  # the common case, inline
+            outcome = op._outcome = semconv.OUTCOME_SUCCESS  # the common case, inline
         else:
             outcome = resolve_outcome(op)
     if op._gas_cost_wei or op._child_gas_wei or op._gross_wei is not None or op._pending_pnl_wei is not None:

@@ -210,7 +210,7 @@ def finish(op: Operation, sink: FastSink, exc: BaseException | None) -> None:
         if exc is None and bundle is not None and not op._touched and spec._generation == STATE.generation:
             # A plain success (no recorder, exception or child touched the operation, no
             # hook wants its spec): its slots and thresholds were resolved by an earlier call.
-            op.outcome = semconv.OUTCOME_SUCCESS
+            op._outcome = semconv.OUTCOME_SUCCESS
             level = _SUCCESS_LEVEL
             important = op._keep or duration >= spec._slow_ns
         else:
@@ -240,11 +240,16 @@ def finish(op: Operation, sink: FastSink, exc: BaseException | None) -> None:
         if enabled:
             sink.submit_log(op, level)
         if op._root is None:
-            keep = important or (op._trace_id & _MASK64) < sink.sample_threshold
+            sampled = (op._trace_id & _MASK64) < sink.sample_threshold
             tree = _TREE
             tree.acquire()
             try:
+                # Read under the lock: a child failing on another thread sets _keep there.
+                important = important or op._keep
+                keep = important or sampled
                 pending = op._pending
+                if pending is not None:
+                    op._pending = None  # kept or dropped: no root -> child -> root cycle left
                 op._decided = KEPT if keep else DROPPED
             finally:
                 tree.release()
@@ -252,7 +257,6 @@ def finish(op: Operation, sink: FastSink, exc: BaseException | None) -> None:
                 if pending is None:
                     pending = [op]
                 else:
-                    op._pending = None
                     pending.append(op)
                 sink.submit_trace(pending, important)
         else:
@@ -272,13 +276,17 @@ def _settle(op: Operation, sink: FastSink, exc: BaseException | None) -> tuple[A
     assert spec is not None
     # The slots of this (spec, outcome, error type): a cache hit in the common case.
     bundle = None
-    if op._metric_extra is None and spec._generation == STATE.generation:
+    # The spec caches the slots of the pipeline in place now: an operation that started
+    # under an earlier one (in flight across a reconfigure) must not fill them with its own.
+    cacheable = op._metric_extra is None and sink is STATE.fast
+    if cacheable and spec._generation == STATE.generation:
         bundle = spec._fast.get((outcome, op._error_type))
     if bundle is None:
         attrs = metric_attrs_of(op, outcome)
-        bundle = spec.fast_bundle(sink.table, attrs, op._metric_extra is None, outcome, op._error_type)
+        bundle = spec.fast_bundle(sink.table, attrs, cacheable, outcome, op._error_type)
         if (
-            outcome == semconv.OUTCOME_SUCCESS
+            cacheable
+            and outcome == semconv.OUTCOME_SUCCESS
             and op._error_type is None
             and op._metric_extra is None
             and spec.breaker is None
@@ -317,8 +325,10 @@ def _join_root(op: Operation, sink: FastSink, important: bool) -> None:
             root._pending = []
     if decided == PENDING and held is not None:
         sink.export_early(held)  # a root with thousands of children: export, don't hold
-    elif decided == KEPT:
-        sink.submit_trace([op], important)  # finished after its root (a detached task)
+    elif decided == KEPT or important:
+        # Finished after its root (a detached task): a failure is kept even when the
+        # rest of its trace was sampled out.
+        sink.submit_trace([op], important)
 
 
 def _record_figures(op: Operation, sink: FastSink, bundle: Any, outcome: str) -> None:
@@ -352,13 +362,20 @@ def adopt_foreign(span: Any, sink: FastSink) -> bool:
     if op is None or getattr(op, "_sink", None) is not sink:  # a lean lane's Pending has none
         return False
     root = op._root or op
+    held = None
     with _TREE:
         if root._decided == PENDING:
-            if root._pending is None:
-                root._pending = []
-            root._pending.append(span)
-            return True
+            held = root._pending
+            if held is None:
+                held = root._pending = []
+            held.append(span)
+            if len(held) < PENDING_CAP:
+                return True
+            root._pending = []  # bounded like the operations that join it (see _join_root)
         kept = root._decided == KEPT
+    if held is not None:
+        sink.export_early(held)
+        return True
     if kept:
         sink.submit_trace([span], False)
     return True  # a dropped trace drops the spans nested in it

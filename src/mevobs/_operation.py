@@ -87,8 +87,7 @@ class Operation(Recorders, NonRecordingSpan):
     _cleaned: dict[str, Any] | None = None
     _dur_index = 0
     _gas_index = -1
-    #: Final outcome, set when the operation finishes.
-    outcome: str | None = None
+    _outcome: str | None = None
     #: Net profit in wei computed at finish (None when no PnL applies).
     net_profit_wei: int | None = None
 
@@ -96,6 +95,17 @@ class Operation(Recorders, NonRecordingSpan):
         self._spec = spec
         self._parent = parent
         self._depth = 0 if parent is None else parent._depth + 1
+
+    @property
+    def outcome(self) -> str | None:
+        """The final outcome, set when the operation finishes (None until then)."""
+        return self._outcome
+
+    @outcome.setter
+    def outcome(self, value: Any) -> None:
+        # Assigning it while the call runs is taken as set_outcome() (validated, and
+        # the operation is no longer a plain success); after the finish it is ignored.
+        self.set_outcome(value)
 
     @property
     def _metric_attrs(self) -> dict[str, Any] | None:
@@ -264,11 +274,11 @@ class Operation(Recorders, NonRecordingSpan):
         self._touched = True
         if isinstance(exc, asyncio.CancelledError) or not isinstance(exc, Exception):
             # Cancellation, GeneratorExit, KeyboardInterrupt: not a failure of the trade logic.
-            self.outcome = semconv.OUTCOME_CANCELLED
+            self._outcome = semconv.OUTCOME_CANCELLED
             return
         error_type = classify_rpc_error(exc) if spec.is_rpc else type(exc).__name__
         self._error_type = error_type
-        self.outcome = (
+        self._outcome = (
             semconv.OUTCOME_RATE_LIMITED if error_type == "rate_limited" else semconv.OUTCOME_FAILURE
         )
         if self._sink is not None:
@@ -291,7 +301,7 @@ class Operation(Recorders, NonRecordingSpan):
         self._done = True
         # Nothing recorded, no child rolled up into it (see Recorders._touched).
         if exc is None and not self._touched and not STATE.hooks and not LOGGER.isEnabledFor(logging.INFO):
-            self.outcome = semconv.OUTCOME_SUCCESS
+            self._outcome = semconv.OUTCOME_SUCCESS
             return
         try:
             if exc is not None:
