@@ -199,10 +199,16 @@ class LineWriter:
             STATE.dropped("log_queue_full")
             return
         self._lines.append(line)
-        self._idle.clear()
+        # Event.set and Event.clear each take the event's lock: per line, that was a
+        # fifth of formatting one. The writer clears ``_wake`` before it looks at the
+        # queue, and an idle writer has ``_idle`` set, so a flag already in the wanted
+        # state needs nothing.
+        if self._idle.is_set():
+            self._idle.clear()
         if self._thread is None:
             self._start()
-        self._wake.set()
+        if not self._wake.is_set():
+            self._wake.set()
 
     def _start(self) -> None:
         with self._lock:
@@ -217,6 +223,9 @@ class LineWriter:
         while True:
             if not lines:
                 self._idle.set()
+                if lines:  # a line came between the look and the flag: not idle after all
+                    self._idle.clear()
+                    continue
                 if self._stop:
                     return
                 self._wake.wait(0.1)
