@@ -27,7 +27,15 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from mevobs._records import KIND_CLIENT, STATUS_ERROR, SpanFields, clean_attributes, clean_text, span_fields
+from mevobs._records import (
+    KIND_CLIENT,
+    STATUS_ERROR,
+    OperationLog,
+    SpanFields,
+    clean_attributes,
+    clean_text,
+    span_fields,
+)
 from mevobs._state import STATE
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -288,11 +296,23 @@ class FormattedLogOutput:
     """Log records as formatted lines (JSON or text) through a :class:`LineWriter`."""
 
     def __init__(self, formatter: logging.Formatter, writer: LineWriter) -> None:
+        from mevobs._logs import JsonFormatter
+
         self.formatter = formatter
         self.writer = writer
+        # Only mevobs's own JSON formatter is known to write, for an operation's entry,
+        # the line it writes for that entry's record; any other formatter gets the record.
+        self._format_operation = formatter.format_operation if type(formatter) is JsonFormatter else None
 
     def emit(self, record: logging.LogRecord) -> None:
         self.writer.write(self.formatter.format(record))
+
+    def emit_operation(self, entry: OperationLog) -> bool:
+        """Write the line of an operation's log entry; False if it needs the stdlib record."""
+        if self._format_operation is None:
+            return False
+        self.writer.write(self._format_operation(entry))
+        return True
 
     def pending(self) -> int:
         return 0
