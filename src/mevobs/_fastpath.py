@@ -27,7 +27,8 @@ from typing import Any, Protocol
 
 from mevobs import semconv
 from mevobs._fastcall import FastSink
-from mevobs._records import SpanFields, log_record
+from mevobs._logs import BOUNDARY
+from mevobs._records import OperationLog, SpanFields, operation_log, operation_record
 from mevobs._slots import Exemplar, HistogramSlot, SlotTable
 from mevobs._state import LOGGER, STATE, on_fork_in_child, yield_gil
 
@@ -246,10 +247,49 @@ class FastPipeline(FastSink):
                 else:
                     output.add_foreign(op)
         elif kind == "l":
-            record = log_record(item[1], item[2])
-            LOGGER.handle(record)
+            entry = operation_log(item[1], item[2])
+            if entry.exc is None and self._only_handler(entry.level):
+                self._emit_operation(entry)
+            else:
+                LOGGER.handle(operation_record(entry))
         else:
             self._emit(item[1])
+
+    def _only_handler(self, level: int) -> bool:
+        """Whether this pipeline's handler is all a record of ``level`` on the ``mevobs``
+        logger would reach: no other handler there or above it, no filter but the
+        boundary's (which leaves a clean record without an exception as it is). Then
+        nobody would see the stdlib record, and the outputs need not have it made."""
+        logger = LOGGER
+        if logger.disabled or logger.filters != [BOUNDARY]:
+            return False
+        ours = False
+        for handler in logger.handlers:
+            if type(handler) is FastLogHandler and handler.pipeline is self and handler.level <= level:
+                ours = True
+            elif type(handler) is not logging.NullHandler:
+                return False
+        parent = logger.parent if logger.propagate else None
+        while parent is not None:
+            if parent.handlers:
+                return False
+            parent = parent.parent if parent.propagate else None
+        return ours
+
+    def _emit_operation(self, entry: OperationLog) -> None:
+        """:meth:`_emit` of ``operation_record(entry)``; the record is made only for an
+        output that cannot render the entry itself."""
+        record: logging.LogRecord | None = None
+        for output in self.log_outputs:
+            try:
+                emit = getattr(output, "emit_operation", None)
+                if emit is None or not emit(entry):
+                    if record is None:
+                        record = operation_record(entry)
+                    output.emit(record)
+            except Exception as exc:
+                STATE.dropped("recorder_error", f"log output: {type(exc).__name__}")
+        self._cut_full_logs()
 
     def _emit(self, record: logging.LogRecord) -> None:
         for output in self.log_outputs:
@@ -257,6 +297,9 @@ class FastPipeline(FastSink):
                 output.emit(record)
             except Exception as exc:
                 STATE.dropped("recorder_error", f"log output: {type(exc).__name__}")
+        self._cut_full_logs()
+
+    def _cut_full_logs(self) -> None:
         for output in self.log_outputs:
             if output.pending() >= BATCH_SPANS:
                 self._cut_batches()

@@ -19,7 +19,16 @@ from opentelemetry._logs import LoggerProvider, SeverityNumber
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from mevobs import semconv
-from mevobs._records import MAX_MESSAGE, MAX_STACKTRACE, capped, clean_attributes, stack_trace, truncate
+from mevobs._records import (
+    LOGGER_NAME,
+    MAX_MESSAGE,
+    MAX_STACKTRACE,
+    OperationLog,
+    capped,
+    clean_attributes,
+    stack_trace,
+    truncate,
+)
 from mevobs._scrub import scrub_text
 from mevobs._state import LOGGER, STATE
 
@@ -197,20 +206,49 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         trace_id, span_id = _span_ids(record)
         message, attrs = _clean(record, self.scrub)
+        exception = exception_text(record, self.scrub)
+        return self._line(
+            record.created, record.levelname, record.name, message, trace_id, span_id, attrs, exception
+        )
+
+    def format_operation(self, entry: OperationLog) -> str:
+        """The line :meth:`format` writes for ``operation_record(entry)``, without the
+        record (an entry without an exception: its attributes are clean already)."""
+        return self._line(
+            entry.created,
+            logging.getLevelName(entry.level),
+            LOGGER_NAME,
+            entry.message,
+            format(entry.trace_id, "032x"),
+            format(entry.span_id, "016x"),
+            entry.attributes,
+            None,
+        )
+
+    def _line(
+        self,
+        created: float,
+        levelname: str,
+        name: str,
+        message: str,
+        trace_id: str | None,
+        span_id: str | None,
+        attrs: Mapping[str, Any],
+        exception: str | None,
+    ) -> str:
         # Flat scalar attributes (every operation record) go to the encoder as they are;
         # anything else is made JSON-safe first, value by value.
         plain = _SCALARS.issuperset(map(type, attrs.values()))
         doc: dict[str, Any] = {
-            "timestamp": iso_utc(record.created),
-            "level": record.levelname,
-            "logger": record.name,
+            "timestamp": iso_utc(created),
+            "level": levelname,
+            "logger": name,
             "message": message,
             "trace_id": trace_id,
             "span_id": span_id,
             "service.name": self.service_name,
             "attributes": attrs if plain else {k: _jsonable(v) for k, v in attrs.items()},
         }
-        exception = exception_text(record, self.scrub)
         if exception is not None:
             doc["exception"] = exception
         if plain and _ENCODE is not None:
@@ -240,7 +278,8 @@ class TextFormatter(logging.Formatter):
         return scrub_text(truncate(line, MAX_MESSAGE), limit=MAX_MESSAGE + 64) if self.scrub else line
 
 
-_PRIMITIVES = frozenset({str, bool, int, float})
+PRIMITIVES = frozenset({str, bool, int, float})
+"""Attribute value types an OpenTelemetry log record carries as they are (others become text)."""
 
 
 class LogFields(NamedTuple):
@@ -263,7 +302,7 @@ def otel_fields(record: logging.LogRecord, scrub: bool = True) -> LogFields:
             ctx = trace.get_current_span().get_span_context()
         ids = (ctx.trace_id, ctx.span_id) if ctx.is_valid else (0, 0)
     message, attrs = _clean(record, scrub)  # a dict of its own: used as it is when all primitive
-    if _PRIMITIVES.issuperset(map(type, attrs.values())):
+    if PRIMITIVES.issuperset(map(type, attrs.values())):
         out = attrs
     else:
         out = {k: v if isinstance(v, (str, bool, int, float)) else str(v) for k, v in attrs.items()}

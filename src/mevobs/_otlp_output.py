@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 
 from mevobs import semconv
-from mevobs._logs import otel_fields
+from mevobs._logs import PRIMITIVES, otel_fields
 from mevobs._otlp import (
     EventRecord,
     LinkRecord,
@@ -35,6 +35,7 @@ from mevobs._records import (
     ERROR_OUTCOMES,
     KIND_CLIENT,
     KIND_INTERNAL,
+    OperationLog,
     SpanFields,
     clean_attributes,
     clean_text,
@@ -245,6 +246,67 @@ class EncodedLogOutput:
         self.scope = Scope(scope_name, scope_version)
         self.scrub = scrub
         self._records: list[LogRecordData] = []
+        # Per operation spec: its StaticAttributes when their cached log encoding is what
+        # otel_fields() would send for them (nothing dropped, every value primitive).
+        self._static: dict[Any, StaticAttributes | None] = {}
+        self._severities: dict[int, tuple[int, str]] = {}
+
+    def emit_operation(self, entry: OperationLog) -> bool:
+        """An operation's log entry as the record :meth:`emit` makes of
+        ``operation_record(entry)``, with its static attributes from their cached
+        encoding; False (nothing added) when it needs the stdlib record."""
+        spec = entry.spec
+        static = self._static[spec] if spec in self._static else self._static_of(spec)
+        dynamic = entry.dynamic
+        if static is not None and dynamic.keys().isdisjoint(static._keys):
+            attrs = dynamic  # written after the static ones: the order of entry.attributes
+        else:
+            static, attrs = None, entry.attributes
+        if not PRIMITIVES.issuperset(map(type, attrs.values())):
+            return False  # otel_fields() turns these into text
+        severity = self._severities.get(entry.level)
+        if severity is None:
+            severity = self._severity_of(entry.level)
+        time_ns = int(entry.created * 1e9)
+        trace_id = entry.trace_id
+        self._records.append(
+            LogRecordData(
+                time_ns,
+                time_ns,
+                severity[0],
+                severity[1],
+                entry.message,
+                static,
+                attrs,
+                trace_id,
+                entry.span_id,
+                1 if trace_id else 0,
+            )
+        )
+        return True
+
+    def _static_of(self, spec: Any) -> StaticAttributes | None:
+        static = spec.export_cache
+        if type(static) is not StaticAttributes:
+            static = spec.export_cache = StaticAttributes(spec.span_attrs)
+        usable = (
+            not static._bad_keys
+            and not static._dropped_values
+            and PRIMITIVES.issuperset(map(type, static.attributes.values()))
+        )
+        if len(self._static) >= 4096:  # specs made on the fly: never hold them all
+            self._static.clear()
+        self._static[spec] = static if usable else None
+        return self._static[spec]
+
+    def _severity_of(self, level: int) -> tuple[int, str]:
+        severity = (
+            int(SEVERITY.get(level, SEVERITY[logging.INFO]).value),
+            logging.getLevelName(level),
+        )
+        if len(self._severities) < 64:
+            self._severities[level] = severity
+        return severity
 
     def emit(self, record: logging.LogRecord) -> None:
         fields = otel_fields(record, self.scrub)

@@ -27,7 +27,15 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from mevobs._records import KIND_CLIENT, STATUS_ERROR, SpanFields, clean_attributes, clean_text, span_fields
+from mevobs._records import (
+    KIND_CLIENT,
+    STATUS_ERROR,
+    OperationLog,
+    SpanFields,
+    clean_attributes,
+    clean_text,
+    span_fields,
+)
 from mevobs._state import STATE
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -199,10 +207,16 @@ class LineWriter:
             STATE.dropped("log_queue_full")
             return
         self._lines.append(line)
-        self._idle.clear()
+        # Event.set and Event.clear each take the event's lock: per line, that was a
+        # fifth of formatting one. The writer clears ``_wake`` before it looks at the
+        # queue, and an idle writer has ``_idle`` set, so a flag already in the wanted
+        # state needs nothing.
+        if self._idle.is_set():
+            self._idle.clear()
         if self._thread is None:
             self._start()
-        self._wake.set()
+        if not self._wake.is_set():
+            self._wake.set()
 
     def _start(self) -> None:
         with self._lock:
@@ -217,6 +231,9 @@ class LineWriter:
         while True:
             if not lines:
                 self._idle.set()
+                if lines:  # a line came between the look and the flag: not idle after all
+                    self._idle.clear()
+                    continue
                 if self._stop:
                     return
                 self._wake.wait(0.1)
@@ -279,11 +296,23 @@ class FormattedLogOutput:
     """Log records as formatted lines (JSON or text) through a :class:`LineWriter`."""
 
     def __init__(self, formatter: logging.Formatter, writer: LineWriter) -> None:
+        from mevobs._logs import JsonFormatter
+
         self.formatter = formatter
         self.writer = writer
+        # Only mevobs's own JSON formatter is known to write, for an operation's entry,
+        # the line it writes for that entry's record; any other formatter gets the record.
+        self._format_operation = formatter.format_operation if type(formatter) is JsonFormatter else None
 
     def emit(self, record: logging.LogRecord) -> None:
         self.writer.write(self.formatter.format(record))
+
+    def emit_operation(self, entry: OperationLog) -> bool:
+        """Write the line of an operation's log entry; False if it needs the stdlib record."""
+        if self._format_operation is None:
+            return False
+        self.writer.write(self._format_operation(entry))
+        return True
 
     def pending(self) -> int:
         return 0

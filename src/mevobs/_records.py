@@ -349,34 +349,74 @@ def span_fields(op: Operation) -> SpanFields:
     )
 
 
-def log_record(op: Operation, level: int) -> logging.LogRecord:
-    """The one stdlib log record a finished operation leaves (built on the worker)."""
+class OperationLog(NamedTuple):
+    """The one log record a finished operation leaves, before any stdlib record is made.
+
+    Outputs that can render it directly (JSON lines, OTLP) do so when nothing else
+    would see the stdlib record (see ``FastPipeline``); otherwise
+    :func:`operation_record` makes that record from it, field for field.
+    """
+
+    level: int
+    args: tuple[str, str, float]
+    message: str
+    created: float
+    attributes: dict[str, Any]
+    dynamic: dict[str, Any]
+    trace_id: int
+    span_id: int
+    spec: Any
+    exc: BaseException | None
+
+
+OPERATION_FORMAT = "%s %s in %.2f ms"
+
+
+def operation_log(op: Operation, level: int) -> OperationLog:
+    """The log record of a finished operation (built on the worker). Its attributes are
+    the static ones, then what this call recorded, its labels and its duration;
+    ``dynamic`` holds the same without the static ones."""
     spec = op._spec
     assert spec is not None
     outcome = op.outcome or semconv.OUTCOME_SUCCESS
     ms = op._duration_ns / 1e6
     # Static attributes were cleaned when the wrapper was built, labels are bounded:
     # only what this call recorded is cleaned, and the formatters need not re-scrub.
-    attrs = {**spec.span_attrs, **recorded_attributes(op), **(op._metric_attrs or {})}
-    attrs[semconv.ATTR_DURATION_MS] = round(ms, 3)
-    exc = op._exc if outcome == semconv.OUTCOME_FAILURE else None
-    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
-    where = spec.where
-    record = logging.LogRecord(
-        LOGGER_NAME,
+    dynamic = {**recorded_attributes(op), **(op._metric_attrs or {})}
+    dynamic[semconv.ATTR_DURATION_MS] = round(ms, 3)
+    args = (spec.span_name, outcome, ms)
+    return OperationLog(
         level,
-        where[0],
-        where[1],
-        "%s %s in %.2f ms",
-        (spec.span_name, outcome, ms),
-        exc_info,
-        where[2],
+        args,
+        OPERATION_FORMAT % args,
+        (op._wall_ns + op._duration_ns) / 1e9,
+        {**spec.span_attrs, **dynamic},  # the same keys, order and values as merging all four
+        dynamic,
+        op._trace_id,
+        op._span_id,
+        spec,
+        op._exc if outcome == semconv.OUTCOME_FAILURE else None,
     )
-    record.created = (op._wall_ns + op._duration_ns) / 1e9
+
+
+def operation_record(entry: OperationLog) -> logging.LogRecord:
+    """The stdlib record of an operation's log entry, for the ``mevobs`` logger's handlers."""
+    exc = entry.exc
+    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    where = entry.spec.where
+    record = logging.LogRecord(
+        LOGGER_NAME, entry.level, where[0], where[1], OPERATION_FORMAT, entry.args, exc_info, where[2]
+    )
+    record.created = entry.created
     record.msecs = (record.created - int(record.created)) * 1000
-    record.mevobs = attrs
-    record.trace_id = format(op._trace_id, "032x")
-    record.span_id = format(op._span_id, "016x")
-    record.mevobs_ids = (op._trace_id, op._span_id)
+    record.mevobs = entry.attributes
+    record.trace_id = format(entry.trace_id, "032x")
+    record.span_id = format(entry.span_id, "016x")
+    record.mevobs_ids = (entry.trace_id, entry.span_id)
     record.mevobs_clean = True
     return record
+
+
+def log_record(op: Operation, level: int) -> logging.LogRecord:
+    """The one stdlib log record a finished operation leaves (built on the worker)."""
+    return operation_record(operation_log(op, level))
