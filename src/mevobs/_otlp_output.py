@@ -114,7 +114,7 @@ class EncodedSpanOutput:
         """A finished operation of the fast path. The common span (nothing recorded but
         its timing and outcome, status unset) is encoded right here, skipping two
         intermediate tuples; anything else takes :func:`span_fields` and :meth:`add`."""
-        outcome = op.outcome or semconv.OUTCOME_SUCCESS
+        outcome = op._outcome or semconv.OUTCOME_SUCCESS
         if (
             op._attrs
             or op._events

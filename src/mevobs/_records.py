@@ -317,7 +317,7 @@ def span_fields(op: Operation) -> SpanFields:
     end_ns = op._wall_ns + op._duration_ns
     keep = op._known_hashes()
     attrs = dict(recorded_attributes(op))
-    outcome = op.outcome or semconv.OUTCOME_SUCCESS
+    outcome = op._outcome or semconv.OUTCOME_SUCCESS
     attrs[semconv.ATTR_OUTCOME] = outcome
     error_type = op._error_type
     if error_type is not None:
@@ -378,7 +378,7 @@ def operation_log(op: Operation, level: int) -> OperationLog:
     ``dynamic`` holds the same without the static ones."""
     spec = op._spec
     assert spec is not None
-    outcome = op.outcome or semconv.OUTCOME_SUCCESS
+    outcome = op._outcome or semconv.OUTCOME_SUCCESS
     ms = op._duration_ns / 1e6
     # Static attributes were cleaned when the wrapper was built, labels are bounded:
     # only what this call recorded is cleaned, and the formatters need not re-scrub.
