@@ -84,35 +84,68 @@ _SMALL_DICT = 64
 operation (it iterates the dict's keys, so larger ones take the per-name lookups)."""
 
 
+# (recorder method, its fields, their names), in the order the recorders run.
+_GROUPS = (
+    ("record_tx", _TX_FIELDS, _TX_NAMES),
+    ("record_gas", _GAS_FIELDS, _GAS_NAMES),
+    ("record_swap", _SWAP_FIELDS, _SWAP_NAMES),
+    ("record_liquidity", _LIQUIDITY_FIELDS, _LIQUIDITY_NAMES),
+    ("record_profit", _PROFIT_FIELDS, _PROFIT_NAMES),
+)
+Plan = tuple[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], ...]
+_PLANS: dict[frozenset[str], Plan] = {}
+_MAX_PLANS = 256
+"""Result shapes (sets of recognised names) whose reading plan is kept; past it, one
+shape's plan is made again on each call."""
+
+
+def _plan(present: frozenset[str]) -> Plan:
+    """For one result shape: each recorder with the names it reads, per keyword in
+    order of preference, keeping only the names the shape has."""
+    plan = _PLANS.get(present)
+    if plan is not None:
+        return plan
+    groups = []
+    for method, fields, names in _GROUPS:
+        if present.isdisjoint(names):
+            continue
+        pairs = tuple(
+            (keyword, tuple(n for n in options if n in present))
+            for keyword, options in fields
+            if not present.isdisjoint(options)
+        )
+        groups.append((method, pairs))
+    plan = tuple(groups)
+    if len(_PLANS) < _MAX_PLANS:
+        _PLANS[present] = plan
+    return plan
+
+
 def extract_result(op: Operation, result: Any) -> None:
     """Record the recognisable fields of ``result`` on ``op``."""
     if result is None or isinstance(result, (str, bytes, int, float, bool, list, tuple)):
         return
     if type(result) is dict and len(result) <= _SMALL_DICT:
-        # A receipt or a result dict: the groups with none of their names are skipped,
-        # and dict.get serves as the getter (a missing field and None are alike to _pick).
-        present: frozenset[str] = _ALL_NAMES.intersection(result)
-        get: Callable[[str], Any] = result.get
-    else:
-        present = _ALL_NAMES
-        get = _getter(result)
-    if not present.isdisjoint(_TX_NAMES):
-        tx = _pick(get, _TX_FIELDS)
-        if tx:
-            op.record_tx(**tx)
-    if not present.isdisjoint(_GAS_NAMES):
-        gas = _pick(get, _GAS_FIELDS)
-        if "gas_used" in gas and "effective_gas_price_wei" in gas:
-            op.record_gas(**gas)
-    if not present.isdisjoint(_SWAP_NAMES):
-        swap = _pick(get, _SWAP_FIELDS)
-        if swap:
-            op.record_swap(**swap)
-    if not present.isdisjoint(_LIQUIDITY_NAMES):
-        liquidity = _pick(get, _LIQUIDITY_FIELDS)
-        if liquidity:
-            op.record_liquidity(**liquidity)
-    if not present.isdisjoint(_PROFIT_NAMES):
-        profit = _pick(get, _PROFIT_FIELDS)
-        if profit:
-            op.record_profit(**profit)
+        # A receipt or a result dict: read only the names it has, by a plan made once
+        # per shape (a bot's receipts share one). A None value counts as missing.
+        for method, pairs in _plan(_ALL_NAMES.intersection(result)):
+            found: dict[str, Any] = {}
+            for keyword, names in pairs:
+                for name in names:
+                    value = result[name]
+                    if value is not None:
+                        found[keyword] = value
+                        break
+            _record(op, method, found)
+        return
+    get = _getter(result)
+    for method, fields, _ in _GROUPS:
+        _record(op, method, _pick(get, fields))
+
+
+def _record(op: Operation, method: str, found: dict[str, Any]) -> None:
+    if method == "record_gas":
+        if "gas_used" in found and "effective_gas_price_wei" in found:
+            op.record_gas(**found)
+    elif found:
+        getattr(op, method)(**found)

@@ -207,7 +207,23 @@ def _label(op: FinishedOperation, key: str) -> str:
     value (an RPC URL) may not be a metric label, and a refusal is counted once, on
     the metric, not again here."""
     value = op.attribute(key)
-    return str(STATE.limiter.bound(key, value)) if isinstance(value, str) and value else ""
+    if not isinstance(value, str) or not value:
+        return ""
+    limiter = STATE.limiter
+    if _LABELS[0] is not limiter:  # configure() or capture() replaced it: start again
+        _LABELS[:] = [limiter, {}]
+    known: dict[tuple[str, str], str] = _LABELS[1]
+    label = known.get((key, value))
+    if label is None:
+        label = str(limiter.bound(key, value))
+        if len(known) < _MAX_LABELS:  # what the cap admitted or refused stays so
+            known[(key, value)] = label
+    return label
+
+
+_LABELS: list[Any] = [None, {}]
+"""The limiter the labels below came from, and (key, value) -> label under it."""
+_MAX_LABELS = 4096
 
 
 # ------------------------------------------------------------------ detectors
