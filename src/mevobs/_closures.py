@@ -98,15 +98,15 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
             and _mv_metrics._METER_PROVIDER is None
         ):
             # A placeholder, not an operation: materialize() makes the handle when
-            # something asks for it (see Pending).
-            _mv_pending = _mv_new(_mv_pending_type)
-            _mv_pending._spec = _mv_spec
-            _mv_pending._op = None
-            _mv_parent = _mv_pending._parent = _mv_get()
+            # something asks for it (see Pending: [spec, parent, depth, operation]).
+            _mv_parent = _mv_get()
             if _mv_parent is None:
-                _mv_pending._depth = 0
+                _mv_pending = [_mv_spec, None, 0, None]
             else:
-                _mv_depth = _mv_pending._depth = _mv_parent._depth + 1
+                _mv_depth = (
+                    _mv_parent[2] if type(_mv_parent) is _mv_pending_type else _mv_parent._depth
+                ) + 1
+                _mv_pending = [_mv_spec, _mv_parent, _mv_depth, None]
                 if not _mv_depth & _mv_headroom_every:
                     _mv_headroom(_mv_depth, 1)  # one frame per level: this one
             _mv_token = _mv_set(_mv_pending)
@@ -128,7 +128,7 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
             if _mv_info or _mv_hooks:
                 _mv_materialize(_mv_pending)._end_lean(_mv_start, None)
             else:
-                _mv_op = _mv_pending._op
+                _mv_op = _mv_pending[3]
                 if _mv_op is not None:
                     _mv_op._end_lean(_mv_start, None)
             return _mv_result
