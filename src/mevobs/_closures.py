@@ -105,7 +105,7 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
             # something asks for it (see Pending: [spec, parent, depth, operation]).
             _mv_parent = _mv_get()
             if _mv_parent is None:
-                _mv_pending = [_mv_spec, None, 0, None]
+                _mv_token = _mv_set(_mv_pending := [_mv_spec, None, 0, None])
             else:
                 _mv_depth = (
                     _mv_parent[2] if type(_mv_parent) is _mv_pending_type else _mv_parent._depth
@@ -113,7 +113,7 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
                 _mv_pending = [_mv_spec, _mv_parent, _mv_depth, None]
                 if not _mv_depth & _mv_headroom_every:
                     _mv_headroom(_mv_depth, 1)  # one frame per level: this one
-            _mv_token = _mv_set(_mv_pending)
+                _mv_token = _mv_set(_mv_pending)
             _mv_start = _mv_perf()
             try:
                 _mv_result = _mv_func({forward})
@@ -136,9 +136,8 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
             if _mv_info or _mv_hooks:
                 _mv_materialize(_mv_pending)._end_lean(_mv_start, None)
             else:
-                _mv_op = _mv_pending[3]
-                if _mv_op is not None:
-                    _mv_op._end_lean(_mv_start, None)
+                if _mv_pending[3] is not None:
+                    _mv_pending[3]._end_lean(_mv_start, None)
             return _mv_result
         if _mv_lane is not None and _mv_lane is not _mv_lean:
 @NEW_OPERATION@
