@@ -88,9 +88,13 @@ _SYNC = """
 def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
     {unpack}
     _mv_inspects, _mv_plain = _mv_spec.inspects_results, _mv_spec.plain_results
+    # The last result type found plain: the next result of that type is passed over
+    # with one identity test instead of hashing its type into the set.
+    _mv_seen = None
 
     @_mv_wraps(_mv_func)
     def _mv_sync({params}):
+        nonlocal _mv_seen
         _mv_lane = _mv_state.lane
         if _mv_lane is _mv_lean_own or (
             _mv_lane is _mv_lean
@@ -98,18 +102,18 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
             and _mv_metrics._METER_PROVIDER is None
         ):
             # A placeholder, not an operation: materialize() makes the handle when
-            # something asks for it (see Pending).
-            _mv_pending = _mv_new(_mv_pending_type)
-            _mv_pending._spec = _mv_spec
-            _mv_pending._op = None
-            _mv_parent = _mv_pending._parent = _mv_get()
+            # something asks for it (see Pending: [spec, parent, depth, operation]).
+            _mv_parent = _mv_get()
             if _mv_parent is None:
-                _mv_pending._depth = 0
+                _mv_token = _mv_set(_mv_pending := [_mv_spec, None, 0, None])
             else:
-                _mv_depth = _mv_pending._depth = _mv_parent._depth + 1
+                _mv_depth = (
+                    _mv_parent[2] if type(_mv_parent) is _mv_pending_type else _mv_parent._depth
+                ) + 1
+                _mv_pending = [_mv_spec, _mv_parent, _mv_depth, None]
                 if not _mv_depth & _mv_headroom_every:
                     _mv_headroom(_mv_depth, 1)  # one frame per level: this one
-            _mv_token = _mv_set(_mv_pending)
+                _mv_token = _mv_set(_mv_pending)
             _mv_start = _mv_perf()
             try:
                 _mv_result = _mv_func({forward})
@@ -118,19 +122,22 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
                 _mv_materialize(_mv_pending)._end_lean(_mv_start, _mv_exc)
                 raise
             _mv_reset(_mv_token)
-            if _mv_inspects and type(_mv_result) not in _mv_plain:
-                _mv_spec.after_result(_mv_materialize(_mv_pending), _mv_result)
+            if _mv_inspects and type(_mv_result) is not _mv_seen:
+                if type(_mv_result) in _mv_plain:
+                    _mv_seen = type(_mv_result)
+                else:
+                    _mv_spec.after_result(_mv_materialize(_mv_pending), _mv_result)
             # Nobody took the handle, no hook, no INFO log (the logger's own cache,
             # else its method): a plain success, nothing to finish.
-            _mv_info = _mv_log_cache.get(20)
-            if _mv_info is None:
+            try:  # a subscript costs less than .get(); the stdlib empties the cache in place
+                _mv_info = _mv_log_cache[20]
+            except KeyError:
                 _mv_info = _mv_log_enabled(20)
             if _mv_info or _mv_hooks:
                 _mv_materialize(_mv_pending)._end_lean(_mv_start, None)
             else:
-                _mv_op = _mv_pending._op
-                if _mv_op is not None:
-                    _mv_op._end_lean(_mv_start, None)
+                if _mv_pending[3] is not None:
+                    _mv_pending[3]._end_lean(_mv_start, None)
             return _mv_result
         if _mv_lane is not None and _mv_lane is not _mv_lean:
 @NEW_OPERATION@
@@ -140,8 +147,11 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
             except BaseException as _mv_exc:
                 _mv_fast_finish(_mv_op, _mv_lane, _mv_exc)
                 raise
-            if _mv_inspects and type(_mv_result) not in _mv_plain:
-                _mv_spec.after_result(_mv_op, _mv_result)
+            if _mv_inspects and type(_mv_result) is not _mv_seen:
+                if type(_mv_result) in _mv_plain:
+                    _mv_seen = type(_mv_result)
+                else:
+                    _mv_spec.after_result(_mv_op, _mv_result)
             _mv_fast_finish(_mv_op, _mv_lane, None)
             return _mv_result
         return _mv_call(_mv_func, None, {args}, {kwargs})
@@ -153,9 +163,11 @@ _ASYNC = """
 def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
     {unpack}
     _mv_inspects, _mv_plain = _mv_spec.inspects_results, _mv_spec.plain_results
+    _mv_seen = None
 
     @_mv_wraps(_mv_func)
     async def _mv_async({params}):
+        nonlocal _mv_seen
         _mv_sink = _mv_state.fast
         if _mv_sink is not None:
 @NEW_OPERATION@
@@ -165,8 +177,11 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
             except BaseException as _mv_exc:
                 _mv_fast_finish(_mv_op, _mv_sink, _mv_exc)
                 raise
-            if _mv_inspects and type(_mv_result) not in _mv_plain:
-                _mv_spec.after_result(_mv_op, _mv_result)
+            if _mv_inspects and type(_mv_result) is not _mv_seen:
+                if type(_mv_result) in _mv_plain:
+                    _mv_seen = type(_mv_result)
+                else:
+                    _mv_spec.after_result(_mv_op, _mv_result)
             _mv_fast_finish(_mv_op, _mv_sink, None)
             return _mv_result
         return await _mv_call(_mv_func, None, {args}, {kwargs})

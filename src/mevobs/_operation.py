@@ -378,43 +378,42 @@ NOOP_OPERATION = Operation(None, None)
 """Inert handle returned by ``current_operation()`` outside any operation."""
 
 
-class Pending:
-    """A decorated call on the lean lane (nothing receives telemetry) whose handle nobody
-    has asked for yet: what ``CURRENT`` holds instead of an :class:`Operation`.
+Pending: type[list[Any]] = list
+"""The type of a decorated call's placeholder on the lean lane (nothing receives
+telemetry) whose handle nobody has asked for yet: what ``CURRENT`` holds instead of an
+:class:`Operation`. No other list is ever current, so ``type(x) is Pending`` tells them apart.
 
-    An unconfigured bot makes millions of calls that nobody records into; each one
-    costs the host the price of this four-slot object instead of a full operation
-    (a third of the lean lane's work). The first reader that needs the handle
-    (``current_operation()``, a child that records, a result to inspect, a failure,
-    an enabled log level) calls :func:`materialize`, and the wrapper finishes that
-    operation. The field names are the operation's, so ``parent._depth`` reads either.
-    """
-
-    __slots__ = ("_depth", "_op", "_parent", "_spec")
-    _depth: int
-    _op: Operation | None
-    _parent: Operation | Pending | None
-    _spec: OperationSpec
+An unconfigured bot makes millions of calls that nobody records into; each one costs
+the host one four-item list ``[spec, parent, depth, operation]`` (indices
+:data:`P_SPEC`, :data:`P_PARENT`, :data:`P_DEPTH`, :data:`P_OP`) instead of an
+operation. A list display is the cheapest per-call object Python makes that can still
+be filled in later: a third of the instructions of a slotted instance created with
+``object.__new__`` and four attribute stores. The first reader that needs the handle
+(``current_operation()``, a child that records, a result to inspect, a failure, an
+enabled log level) calls :func:`materialize`, which stores the operation in the list,
+and the wrapper finishes that operation.
+"""
+P_SPEC, P_PARENT, P_DEPTH, P_OP = 0, 1, 2, 3
 
 
-def materialize(pending: Pending) -> Operation:
+def materialize(pending: list[Any]) -> Operation:
     """The operation of ``pending``, created on first use with its parents (a loop, not
     recursion: the call stack may already be as deep as the recursion limit allows)."""
-    op = pending._op
+    op: Operation | None = pending[P_OP]
     if op is not None:
         return op
     chain = [pending]
-    parent = pending._parent
-    while type(parent) is Pending and parent._op is None:
+    parent = pending[P_PARENT]
+    while type(parent) is Pending and parent[P_OP] is None:
         chain.append(parent)
-        parent = parent._parent
-    above: Operation | None = parent._op if type(parent) is Pending else parent  # type: ignore[assignment]
+        parent = parent[P_PARENT]
+    above: Operation | None = parent[P_OP] if type(parent) is Pending else parent
     for entry in reversed(chain):
         op = _new_object(Operation)
-        op._spec = entry._spec
+        op._spec = entry[P_SPEC]
         op._parent = above
-        op._depth = entry._depth
-        entry._op = above = op
+        op._depth = entry[P_DEPTH]
+        entry[P_OP] = above = op
     assert op is not None
     return op
 
