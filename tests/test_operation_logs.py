@@ -10,10 +10,9 @@ the application's own still receives the stdlib record.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk.resources import Resource
+from tests.operation_shapes import shapes
 
 import mevobs
 from mevobs import _fastpath
@@ -96,51 +96,11 @@ def _same_both_ways(caught: list[tuple[Any, int]]) -> int:
     return shortcut
 
 
-def _shapes() -> dict[str, Callable[[], None]]:
-    @mevobs.swap(exchange="uniswap_v2", chain="ethereum")
-    def plain(x: int) -> int:
-        return x
-
-    @mevobs.rpc(method="eth_call", chain="arbitrum")
-    def call() -> None:
-        pass
-
-    @mevobs.swap(exchange="curve", chain="ethereum")
-    def fails() -> None:
-        raise ValueError("no route")
-
-    @mevobs.swap(exchange="camelot", chain="arbitrum")
-    def with_attrs() -> None:
-        op = mevobs.current_operation()
-        assert op is not None
-        op.set_attribute("bot.route", "weth-usdc")
-        op.set_attribute("bot.hops", [1, 2])  # not primitive: OTLP writes it as text
-        op.set_attribute("mev.exchange", "camelot_v3")  # repeats a static attribute
-
-    @mevobs.swap(exchange="sushiswap", chain="ethereum")
-    def skipped() -> None:
-        op = mevobs.current_operation()
-        assert op is not None
-        op.set_outcome("skipped")
-
-    def failing() -> None:
-        with contextlib.suppress(ValueError):
-            fails()
-
-    return {
-        "plain": lambda: plain(1),
-        "rpc": call,
-        "failed": failing,
-        "attributes": with_attrs,
-        "skipped": skipped,
-    }
-
-
-@pytest.mark.parametrize("shape", ["plain", "rpc", "failed", "attributes", "skipped"])
+@pytest.mark.parametrize("shape", ["plain", "rpc", "failed", "attributes", "nested", "skipped"])
 def test_entry_renders_as_its_record_does(entries: list[tuple[Any, int]], shape: str) -> None:
     """JSON line and OTLP log record of an entry are the bytes its stdlib record gives."""
     for _ in range(3):  # the second call onwards hits the per-spec caches
-        _shapes()[shape]()
+        shapes()[shape]()
     shortcut = _same_both_ways(entries)
     if shape in ("plain", "rpc", "skipped"):
         assert shortcut == 3, "the commonest records take the shortcut"

@@ -10,8 +10,7 @@ attributes, and for real operations of every shape that takes or avoids it.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
+from tests.operation_shapes import shapes
 
 import mevobs
 from mevobs import _fastpath, semconv
@@ -126,55 +126,11 @@ def operations() -> Iterator[list[Any]]:
         telemetry.shutdown()
 
 
-def _shapes() -> dict[str, Callable[[], None]]:
-    @mevobs.swap(exchange="uniswap_v2", chain="ethereum")
-    def plain(x: int) -> int:
-        return x
-
-    @mevobs.rpc(method="eth_call", chain="arbitrum")
-    def call() -> None:
-        pass
-
-    @mevobs.swap(exchange="curve", chain="ethereum")
-    def fails() -> None:
-        raise ValueError("no route")
-
-    @mevobs.swap(exchange="camelot", chain="arbitrum")
-    def with_attrs() -> None:
-        op = mevobs.current_operation()
-        assert op is not None
-        op.set_attribute("bot.route", "weth-usdc")
-
-    @mevobs.arbitrage(strategy="triangle", chain="ethereum")
-    def nested() -> None:
-        plain(1)
-        call()
-
-    @mevobs.swap(exchange="sushiswap", chain="ethereum")
-    def skipped() -> None:
-        op = mevobs.current_operation()
-        assert op is not None
-        op.set_outcome("skipped")
-
-    def failing() -> None:
-        with contextlib.suppress(ValueError):
-            fails()
-
-    return {
-        "plain": lambda: plain(1),
-        "rpc": call,
-        "failed": failing,
-        "attributes": with_attrs,
-        "nested": nested,
-        "skipped": skipped,
-    }
-
-
 @pytest.mark.parametrize("shape", ["plain", "rpc", "failed", "attributes", "nested", "skipped"])
 def test_add_operation_exports_what_add_of_span_fields_exports(operations: list[Any], shape: str) -> None:
     """Whether an operation takes the shortcut or not, the request sent is the same bytes."""
     for _ in range(3):  # the second call onwards hits the per-spec and per-outcome caches
-        _shapes()[shape]()
+        shapes()[shape]()
     assert operations
     resource = Resource.create({"service.name": "plain"})
     shortcut, general = Payloads(), Payloads()
