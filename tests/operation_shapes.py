@@ -14,7 +14,7 @@ from collections.abc import Callable
 import mevobs
 
 
-def shapes() -> dict[str, Callable[[], None]]:
+def shapes() -> dict[str, Callable[[], object]]:
     @mevobs.swap(exchange="uniswap_v2", chain="ethereum")
     def plain(x: int) -> int:
         return x
