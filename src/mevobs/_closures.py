@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import inspect
 import linecache
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -84,13 +85,20 @@ _NEW_OPERATION = """\
                 if not _mv_depth & _mv_headroom_every:
                     _mv_headroom(_mv_depth, 1)"""
 
+# A returned value is read for receipts unless its type is plain; the last type found
+# plain is passed over with one identity test instead of hashing it into the set.
+_INSPECT = """\
+            if _mv_inspects and type(_mv_result) is not _mv_seen:
+                if type(_mv_result) in _mv_plain:
+                    _mv_seen = type(_mv_result)
+                else:
+                    _mv_spec.after_result(@OP@, _mv_result)"""
+
 _SYNC = """
 def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
     {unpack}
     _mv_inspects, _mv_plain = _mv_spec.inspects_results, _mv_spec.plain_results
-    # The last result type found plain: the next result of that type is passed over
-    # with one identity test instead of hashing its type into the set.
-    _mv_seen = None
+    _mv_seen = None  # the last result type found plain (see _INSPECT)
 
     @_mv_wraps(_mv_func)
     def _mv_sync({params}):
@@ -122,11 +130,7 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
                 _mv_materialize(_mv_pending)._end_lean(_mv_start, _mv_exc)
                 raise
             _mv_reset(_mv_token)
-            if _mv_inspects and type(_mv_result) is not _mv_seen:
-                if type(_mv_result) in _mv_plain:
-                    _mv_seen = type(_mv_result)
-                else:
-                    _mv_spec.after_result(_mv_materialize(_mv_pending), _mv_result)
+@INSPECT(_mv_materialize(_mv_pending))@
             # Nobody took the handle, no hook, no INFO log (the logger's own cache,
             # else its method): a plain success, nothing to finish.
             try:  # a subscript costs less than .get(); the stdlib empties the cache in place
@@ -147,11 +151,7 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
             except BaseException as _mv_exc:
                 _mv_fast_finish(_mv_op, _mv_lane, _mv_exc)
                 raise
-            if _mv_inspects and type(_mv_result) is not _mv_seen:
-                if type(_mv_result) in _mv_plain:
-                    _mv_seen = type(_mv_result)
-                else:
-                    _mv_spec.after_result(_mv_op, _mv_result)
+@INSPECT(_mv_op)@
             _mv_fast_finish(_mv_op, _mv_lane, None)
             return _mv_result
         return _mv_call(_mv_func, None, {args}, {kwargs})
@@ -177,11 +177,7 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
             except BaseException as _mv_exc:
                 _mv_fast_finish(_mv_op, _mv_sink, _mv_exc)
                 raise
-            if _mv_inspects and type(_mv_result) is not _mv_seen:
-                if type(_mv_result) in _mv_plain:
-                    _mv_seen = type(_mv_result)
-                else:
-                    _mv_spec.after_result(_mv_op, _mv_result)
+@INSPECT(_mv_op)@
             _mv_fast_finish(_mv_op, _mv_sink, None)
             return _mv_result
         return await _mv_call(_mv_func, None, {args}, {kwargs})
@@ -192,7 +188,11 @@ def _mv_make(_mv_spec, _mv_func, _mv_call, _mv_defaults):
 Fn = Callable[..., Any]
 
 _TEMPLATES = {
-    kind: text.replace("@NEW_OPERATION@", _NEW_OPERATION)
+    kind: re.sub(
+        r"@INSPECT\((.+)\)@",
+        lambda m: _INSPECT.replace("@OP@", m.group(1)),
+        text.replace("@NEW_OPERATION@", _NEW_OPERATION),
+    )
     for kind, text in (("sync", _SYNC), ("async", _ASYNC))
 }
 _GENERIC = {
